@@ -5,3 +5,4 @@ pub mod pb {
     /// Encoded descriptor set for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("atlas_gateway_descriptor");
 }
+pub mod emulator;

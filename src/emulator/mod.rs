@@ -1,0 +1,1 @@
+//! Dev/test double of the Atlas Admin API (filled in by the emulator work).
