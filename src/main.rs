@@ -1,1 +1,4 @@
-fn main() {}
+//! Binary entry point: everything lives in the library (`atlas_grpc_gateway::cli`).
+fn main() -> std::process::ExitCode {
+    atlas_grpc_gateway::cli::main()
+}

@@ -1,0 +1,432 @@
+//! `AtlasClient`: one pooled reqwest client that runs an [`Operation`] for a profile:
+//! versioned media type, authentication, the caller's deadline, the response size cap,
+//! and the retry policy of [`super::retry`]. It returns the 2xx body or an
+//! [`AtlasError`] carrying everything the error mapper needs.
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap};
+use tokio::{sync::Semaphore, time::timeout_at};
+
+use super::{
+    auth::{oauth::AccessToken, Authenticator},
+    describe_transport_error,
+    error::{excerpt, ApiFailure, AtlasError},
+    models::{self, parse_api_error},
+    read_capped,
+    retry::{retryable_status, Backoff, Idempotency},
+    BodyError, Operation,
+};
+use crate::{config::Config, config::Profile, secret::Secret, telemetry::metrics as m};
+
+/// Headers Atlas (or a proxy in front of it) may use for its own request id.
+const ATLAS_REQUEST_ID_HEADERS: [&str; 2] = ["x-request-id", "x-correlation-id"];
+
+/// Per-call facts the client needs.
+pub struct CallContext<'a> {
+    pub profile: &'a str,
+    pub request_id: &'a str,
+    /// The caller's deadline (or the gateway's upstream timeout), retries included.
+    pub deadline: Instant,
+}
+
+/// A successful answer.
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+    pub atlas_request_id: Option<String>,
+}
+
+struct Upstream {
+    profile: Profile,
+    auth: Authenticator,
+    in_flight: Semaphore,
+}
+
+/// The Atlas Admin API client shared by all calls.
+pub struct AtlasClient {
+    http: reqwest::Client,
+    upstreams: HashMap<String, Upstream>,
+    media_type: String,
+    max_response_bytes: usize,
+    backoff: Backoff,
+}
+
+impl AtlasClient {
+    /// Builds the client and one authenticator per profile. No network I/O.
+    pub fn new(config: &Config) -> Result<Arc<Self>, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("atlas-grpc-gateway/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let upstreams = config
+            .profiles
+            .values()
+            .map(|p| {
+                let auth = Authenticator::new(&http, &p.name, &p.token_url, &p.credentials);
+                let upstream = Upstream {
+                    profile: p.clone(),
+                    auth,
+                    in_flight: Semaphore::new(p.max_in_flight),
+                };
+                (p.name.clone(), upstream)
+            })
+            .collect();
+        Ok(Arc::new(Self {
+            http,
+            upstreams,
+            media_type: format!("application/vnd.atlas.{}+json", config.api_version),
+            max_response_bytes: config.max_response_bytes,
+            backoff: Backoff::default(),
+        }))
+    }
+
+    /// The profile named `name`, if configured.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.upstreams.get(name).map(|u| &u.profile)
+    }
+
+    /// POST .../liveMigrations/linkTokens; returns the link token.
+    pub async fn create_link_token(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        access_list_ips: &[String],
+    ) -> Result<Secret, AtlasError> {
+        let body = serde_json::to_vec(&models::TargetOrgRequest { access_list_ips })
+            .expect("serializable");
+        let answer = self
+            .execute(ctx, Operation::CreateLinkToken, org_id, Some(body.into()))
+            .await?;
+        let parsed: models::TargetOrg = parse_success(&answer, "a TargetOrg with linkToken")?;
+        Ok(parsed.link_token)
+    }
+
+    /// DELETE .../liveMigrations/linkTokens.
+    pub async fn delete_link_token(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+    ) -> Result<(), AtlasError> {
+        self.execute(ctx, Operation::DeleteLinkToken, org_id, None)
+            .await
+            .map(drop)
+    }
+
+    /// POST .../apiKeys; returns the created key (with its one-time private key).
+    pub async fn create_api_key(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        desc: &str,
+        roles: Vec<&str>,
+    ) -> Result<models::ApiKeyUserDetails, AtlasError> {
+        let body = serde_json::to_vec(&models::CreateAtlasOrganizationApiKey { desc, roles })
+            .expect("serializable");
+        let answer = self
+            .execute(ctx, Operation::CreateApiKey, org_id, Some(body.into()))
+            .await?;
+        parse_success(&answer, "an ApiKeyUserDetails")
+    }
+
+    async fn execute(
+        &self,
+        ctx: &CallContext<'_>,
+        op: Operation,
+        org_id: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer, AtlasError> {
+        let upstream = self
+            .upstreams
+            .get(ctx.profile)
+            .expect("the gRPC layer resolves profiles before calling Atlas");
+        let _permit = timeout_at(ctx.deadline.into(), upstream.in_flight.acquire())
+            .await
+            .map_err(|_| AtlasError::Timeout)?
+            .expect("semaphore never closed");
+        let path = op.path(org_id);
+        let url = format!("{}{}", upstream.profile.base_url, path);
+        let mut retries = 0u32;
+        let mut token_refreshed = false;
+        let mut handshakes = 0u32;
+        loop {
+            let mut req = self
+                .http
+                .request(op.method(), &url)
+                .header(header::ACCEPT, &self.media_type);
+            if let Some(b) = &body {
+                req = req
+                    .header(header::CONTENT_TYPE, &self.media_type)
+                    .body(b.clone());
+            }
+            let mut bearer: Option<Arc<AccessToken>> = None;
+            match &upstream.auth {
+                Authenticator::OAuth(tokens) => {
+                    let token = timeout_at(ctx.deadline.into(), tokens.token())
+                        .await
+                        .map_err(|_| AtlasError::Timeout)??;
+                    req = req.bearer_auth(token.value.expose());
+                    bearer = Some(token);
+                }
+                Authenticator::Digest(session) => {
+                    if let Some(h) = session.authorization(op.method().as_str(), &path) {
+                        req = req.header(header::AUTHORIZATION, h);
+                    }
+                }
+            }
+            let started = Instant::now();
+            let resp = match timeout_at(ctx.deadline.into(), req.send()).await {
+                Err(_) => return Err(AtlasError::Timeout),
+                Ok(Err(e)) if e.is_timeout() => return Err(AtlasError::Timeout),
+                Ok(Err(e)) => {
+                    m::upstream_attempt(op.id(), "error", started.elapsed());
+                    // Not sent at all (connect failed): safe to retry any call.
+                    // Sent: only an idempotent call may be repeated.
+                    let sent = !e.is_connect();
+                    let safe = !sent || op.idempotency() == Idempotency::Idempotent;
+                    if safe
+                        && self
+                            .wait_for_retry(ctx, op, &mut retries, None, "unreachable")
+                            .await
+                    {
+                        continue;
+                    }
+                    return Err(AtlasError::Unreachable {
+                        detail: describe_transport_error(&e),
+                        sent,
+                    });
+                }
+                Ok(Ok(r)) => r,
+            };
+            let status = resp.status().as_u16();
+            let info = HeaderFacts::read(resp.headers());
+            if status == 401 {
+                let again = match (&upstream.auth, &info.digest_challenge) {
+                    (Authenticator::Digest(session), Some(challenge)) if handshakes < 2 => {
+                        handshakes += 1;
+                        m::digest_challenge(ctx.profile);
+                        session.accept_challenge(challenge)
+                    }
+                    (Authenticator::OAuth(tokens), _) if !token_refreshed => {
+                        token_refreshed = true;
+                        if let Some(t) = &bearer {
+                            tokens.invalidate(t).await;
+                        }
+                        tracing::info!(
+                            profile = ctx.profile,
+                            "Atlas refused the cached token; refreshing once"
+                        );
+                        true
+                    }
+                    _ => false,
+                };
+                if again {
+                    m::upstream_attempt(op.id(), "401", started.elapsed());
+                    continue;
+                }
+            }
+            let read = timeout_at(
+                ctx.deadline.into(),
+                read_capped(resp, self.max_response_bytes),
+            )
+            .await
+            .map_err(|_| AtlasError::Timeout)?;
+            m::upstream_attempt(op.id(), status_label(status), started.elapsed());
+            let body_bytes = match read {
+                Ok(b) => b,
+                Err(BodyError::Interrupted) => {
+                    return Err(AtlasError::Unreachable {
+                        detail: BodyError::Interrupted.to_string(),
+                        sent: true,
+                    })
+                }
+                Err(e @ BodyError::TooLarge(_)) if (200..300).contains(&status) => {
+                    return Err(AtlasError::BadResponse {
+                        status,
+                        what: e.to_string(),
+                        atlas_request_id: info.request_id,
+                    })
+                }
+                Err(e @ BodyError::TooLarge(_)) => {
+                    return Err(AtlasError::Api(Box::new(info.failure(
+                        status,
+                        None,
+                        Some(e.to_string()),
+                    ))))
+                }
+            };
+            if (200..300).contains(&status) {
+                return Ok(Answer {
+                    status,
+                    body: body_bytes,
+                    atlas_request_id: info.request_id,
+                });
+            }
+            let api_error = parse_api_error(&body_bytes);
+            let unreadable = api_error.is_none().then(|| unreadable_reason(&body_bytes));
+            let failure = info.failure(status, api_error, unreadable);
+            if retryable_status(
+                op.idempotency(),
+                status,
+                failure.error_code(),
+                failure.retry_after.is_some(),
+            ) && self
+                .wait_for_retry(
+                    ctx,
+                    op,
+                    &mut retries,
+                    failure.retry_after,
+                    status_label(status),
+                )
+                .await
+            {
+                continue;
+            }
+            return Err(AtlasError::Api(Box::new(failure)));
+        }
+    }
+
+    /// Sleeps before the next attempt when one is allowed and fits in the deadline.
+    async fn wait_for_retry(
+        &self,
+        ctx: &CallContext<'_>,
+        op: Operation,
+        retries: &mut u32,
+        retry_after: Option<Duration>,
+        reason: &'static str,
+    ) -> bool {
+        if *retries + 1 >= self.backoff.max_attempts {
+            return false;
+        }
+        let delay = self.backoff.delay(*retries + 1, retry_after);
+        if Instant::now() + delay >= ctx.deadline {
+            return false;
+        }
+        *retries += 1;
+        m::upstream_retry(op.id(), reason);
+        tracing::info!(
+            operation = op.id(),
+            retry = *retries,
+            reason,
+            delay_ms = delay.as_millis() as u64,
+            request_id = ctx.request_id,
+            "retrying Atlas call"
+        );
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
+
+/// The response headers the gateway uses.
+struct HeaderFacts {
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+    error_code: Option<String>,
+    digest_challenge: Option<String>,
+}
+
+impl HeaderFacts {
+    fn read(h: &HeaderMap) -> Self {
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| excerpt(s.as_bytes()))
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            retry_after: h
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| super::retry::parse_retry_after(v, SystemTime::now())),
+            request_id: ATLAS_REQUEST_ID_HEADERS.iter().find_map(|n| text(n)),
+            error_code: text("x-error-code"),
+            digest_challenge: h
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.trim_start().starts_with("Digest"))
+                .map(str::to_string),
+        }
+    }
+
+    fn failure(
+        self,
+        status: u16,
+        api_error: Option<models::ApiError>,
+        unreadable_body: Option<String>,
+    ) -> ApiFailure {
+        ApiFailure {
+            status,
+            api_error,
+            unreadable_body,
+            error_code_header: self.error_code,
+            retry_after: self.retry_after,
+            atlas_request_id: self.request_id,
+        }
+    }
+}
+
+/// A bounded metric label for an HTTP status.
+#[allow(clippy::match_overlapping_arm)] // common statuses first, then the class
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Why a non-2xx body is not an `ApiError`, with a short sanitized excerpt.
+fn unreadable_reason(body: &[u8]) -> String {
+    if body.is_empty() {
+        "the body is empty".into()
+    } else if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        format!("the JSON body is not an Atlas ApiError: {}", excerpt(body))
+    } else {
+        format!("the body is not JSON: {}", excerpt(body))
+    }
+}
+
+/// Parses a 2xx body, or explains what was expected.
+fn parse_success<T: serde::de::DeserializeOwned>(
+    answer: &Answer,
+    expected: &str,
+) -> Result<T, AtlasError> {
+    serde_json::from_slice(&answer.body).map_err(|_| AtlasError::BadResponse {
+        status: answer.status,
+        what: format!("expected {expected}, got {}", body_kind(&answer.body)),
+        atlas_request_id: answer.atlas_request_id.clone(),
+    })
+}
+
+fn body_kind(body: &[u8]) -> &'static str {
+    if body.is_empty() {
+        "an empty body"
+    } else if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        "JSON of another shape"
+    } else {
+        "a body that is not JSON"
+    }
+}

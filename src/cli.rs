@@ -1,0 +1,162 @@
+//! Command line: `serve`, `dev`, `emulator`, `healthcheck`. Parses arguments, builds the
+//! validated `Config` before binding any socket, and runs the chosen subcommand. Bad
+//! configuration prints one line and exits with status 64 (EX_USAGE).
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{Config, ProcessEnv, ServeArgs},
+    server, telemetry,
+};
+
+/// gRPC sidecar for the MongoDB Atlas Admin API.
+#[derive(Debug, Parser)]
+#[command(name = "atlas-grpc-gateway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway against Atlas.
+    Serve(Box<ServeArgs>),
+    /// Exit 0 when the local gateway answers grpc.health.v1 SERVING, 1 otherwise.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// Gateway address; 0.0.0.0 / [::] mean the local loopback.
+    #[arg(long, env = "ATLAS_GATEWAY_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    pub addr: SocketAddr,
+    /// Service to check ("" = the whole server).
+    #[arg(long, default_value = "")]
+    pub service: String,
+}
+
+const EX_USAGE: u8 = 64;
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(*args).await,
+            Command::Healthcheck(args) => healthcheck(args).await,
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let config = match Config::load(&args, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if args.check_config {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&config).expect("serializable")
+        );
+        return ExitCode::SUCCESS;
+    }
+    run_gateway(config).await
+}
+
+/// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
+pub async fn run_gateway(config: Config) -> ExitCode {
+    telemetry::init_tracing(config.log_format);
+    if let Some(addr) = config.metrics_listen {
+        if let Err(e) = telemetry::init_metrics(addr) {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "atlas-grpc-gateway: cannot listen on {}: {e}",
+                config.listen
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let shutdown = async {
+        shutdown_signal().await;
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("atlas-grpc-gateway: second signal, exiting now");
+            std::process::exit(130);
+        });
+    };
+    match server::serve(config, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let mut addr = args.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let resp = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: args.service,
+            })
+            .await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(resp.into_inner().status)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(1)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("{addr}: health status {status} (not SERVING)");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("{addr}: health check failed: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("{addr}: health check timed out");
+            ExitCode::FAILURE
+        }
+    }
+}

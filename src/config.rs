@@ -1,0 +1,520 @@
+//! Configuration: one validated `Config` built from flags, environment and an optional
+//! TOML file before any socket is bound.
+//!
+//! Precedence: flag > environment variable > TOML file > built-in default. Credentials
+//! use the environment names of the Atlas CLI and the Terraform provider, so existing
+//! secrets work. Secrets are never read from flags (they would show in `ps`) and are
+//! never printed: they are [`Secret`]s. A bad configuration is one `ConfigError` line.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::PathBuf,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{secret::Secret, validate};
+
+pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
+pub const DEFAULT_API_VERSION: &str = "2023-01-01";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// A configuration problem, phrased as what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (colored on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How the gateway authenticates to Atlas for one profile.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credentials {
+    /// OAuth2 client credentials (service account). Recommended by Atlas.
+    ServiceAccount {
+        client_id: String,
+        client_secret: Secret,
+    },
+    /// HTTP Digest with a programmatic API key pair (legacy).
+    ApiKey {
+        public_key: String,
+        private_key: Secret,
+    },
+}
+
+/// One named set of credentials and policy, chosen per call with `x-atlas-profile`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub base_url: String,
+    pub token_url: String,
+    pub credentials: Credentials,
+    /// Orgs this profile may act on; `None` means any.
+    pub allowed_org_ids: Option<BTreeSet<String>>,
+    /// Roles `CreateApiKey` may grant with this profile; `None` means any.
+    pub allowed_roles: Option<BTreeSet<String>>,
+    /// Bound on concurrent upstream calls made with this profile.
+    pub max_in_flight: usize,
+}
+
+/// TLS for the gRPC listener. With `client_ca`, callers must present a certificate (mTLS).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Everything the gateway needs, validated.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub api_version: String,
+    /// Upper bound for one upstream call when the caller sets no deadline.
+    #[serde(with = "secs")]
+    pub request_timeout: Duration,
+    #[serde(with = "secs")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "secs")]
+    pub idempotency_window: Duration,
+    /// Concurrent gRPC calls served before new ones are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrency: usize,
+    /// Largest upstream response body read, in bytes.
+    pub max_response_bytes: usize,
+    pub tls: Option<TlsConfig>,
+    /// Static bearer tokens callers must present (`authorization: Bearer ...`); empty = off.
+    pub caller_tokens: Vec<Secret>,
+    pub default_profile: String,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+mod secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}
+
+/// Values from flags and environment (clap fills these; `None` = not given).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (loopback by default: a sidecar is reached over localhost).
+    #[arg(long, env = "ATLAS_GATEWAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Prometheus /metrics listen address, or "off".
+    #[arg(long, env = "ATLAS_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Optional TOML file with settings and named profiles.
+    #[arg(long, env = "ATLAS_GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format (filter with RUST_LOG).
+    #[arg(long, env = "ATLAS_GATEWAY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Atlas base URL.
+    #[arg(long = "atlas-base-url", env = "MONGODB_ATLAS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// OAuth token URL (default {base}/api/oauth/token).
+    #[arg(long, env = "MONGODB_ATLAS_TOKEN_URL")]
+    pub token_url: Option<String>,
+    /// Atlas API version, sent as application/vnd.atlas.{version}+json.
+    #[arg(long, env = "ATLAS_GATEWAY_API_VERSION")]
+    pub api_version: Option<String>,
+    /// Service account client id (the secret comes only from MONGODB_ATLAS_CLIENT_SECRET).
+    #[arg(long, env = "MONGODB_ATLAS_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Grace period for in-flight calls at shutdown (e.g. 20s).
+    #[arg(long, env = "ATLAS_GATEWAY_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+    /// How long a request_id is remembered for idempotent retries (e.g. 10m).
+    #[arg(long, env = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW")]
+    pub idempotency_window: Option<String>,
+    /// Upstream timeout when the caller sets no deadline (e.g. 30s).
+    #[arg(long, env = "ATLAS_GATEWAY_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Maximum concurrent gRPC calls before shedding load.
+    #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<usize>,
+    /// TLS certificate (PEM) for the gRPC listener.
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the gRPC listener.
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that caller certificates must chain to (enables mTLS).
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Validate the configuration, print it with secrets redacted, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
+    log_format: Option<LogFormat>,
+    base_url: Option<String>,
+    token_url: Option<String>,
+    api_version: Option<String>,
+    shutdown_grace: Option<String>,
+    idempotency_window: Option<String>,
+    request_timeout: Option<String>,
+    max_concurrency: Option<usize>,
+    max_response_bytes: Option<usize>,
+    tls: Option<TlsConfig>,
+    /// Names of environment variables holding caller bearer tokens.
+    #[serde(default)]
+    caller_token_envs: Vec<String>,
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, FileProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProfile {
+    base_url: Option<String>,
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_id_env: Option<String>,
+    client_secret_env: Option<String>,
+    public_key: Option<String>,
+    public_key_env: Option<String>,
+    private_key_env: Option<String>,
+    allowed_org_ids: Option<BTreeSet<String>>,
+    allowed_roles: Option<BTreeSet<String>>,
+    max_in_flight: Option<usize>,
+}
+
+/// Reads environment variables; injectable so tests need not touch the process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration from flags/env and the optional file.
+    pub fn load(args: &ServeArgs, env: &dyn Env) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    let msg = e.message().to_string();
+                    ConfigError(format!("invalid config file {}: {msg}", path.display()))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        build(args, file, env)
+    }
+}
+
+fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+    let base_url = args
+        .base_url
+        .clone()
+        .or(file.base_url)
+        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    let base_url = check_url("MONGODB_ATLAS_BASE_URL / --atlas-base-url", &base_url)?;
+    let token_url = match args.token_url.clone().or(file.token_url) {
+        Some(u) => Some(check_url("MONGODB_ATLAS_TOKEN_URL / --token-url", &u)?),
+        None => None,
+    };
+    let api_version = args
+        .api_version
+        .clone()
+        .or(file.api_version)
+        .unwrap_or_else(|| DEFAULT_API_VERSION.into());
+    if !is_api_version(&api_version) {
+        return err(format!(
+            "--api-version must look like YYYY-MM-DD (got {api_version:?})"
+        ));
+    }
+    let metrics_listen = match args.metrics_listen.clone().or(file.metrics_listen) {
+        None => None,
+        Some(v) if v == "off" || v.is_empty() => None,
+        Some(v) => Some(v.parse().map_err(|_| {
+            ConfigError(format!(
+                "--metrics-listen must be host:port or \"off\" (got {v:?})"
+            ))
+        })?),
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        (None, None) if args.tls_client_ca.is_none() => file.tls,
+        _ => return err("TLS needs both --tls-cert and --tls-key"),
+    };
+    let mut caller_tokens = Vec::new();
+    for name in &file.caller_token_envs {
+        match env.var(name) {
+            Some(v) => caller_tokens.push(Secret::new(v)),
+            None => return err(format!("caller_token_envs names {name}, which is not set")),
+        }
+    }
+
+    let defaults = ProfileDefaults {
+        base_url: &base_url,
+        token_url: token_url.as_deref(),
+        client_id_flag: args.client_id.as_deref(),
+    };
+    let mut profiles = BTreeMap::new();
+    for (name, fp) in file.profiles {
+        let profile = build_profile(&name, fp, &defaults, env)?;
+        profiles.insert(name, profile);
+    }
+    let default_profile = file
+        .default_profile
+        .unwrap_or_else(|| DEFAULT_PROFILE.into());
+    if !profiles.contains_key(&default_profile) {
+        if default_profile != DEFAULT_PROFILE {
+            return err(format!(
+                "default_profile {default_profile:?} is not defined under [profiles]"
+            ));
+        }
+        let p = build_profile(DEFAULT_PROFILE, FileProfile::default(), &defaults, env)?;
+        profiles.insert(p.name.clone(), p);
+    }
+
+    Ok(Config {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+        metrics_listen,
+        log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        api_version,
+        request_timeout: duration(
+            "request_timeout",
+            args.request_timeout.clone().or(file.request_timeout),
+            "30s",
+        )?,
+        shutdown_grace: duration(
+            "shutdown_grace",
+            args.shutdown_grace.clone().or(file.shutdown_grace),
+            "20s",
+        )?,
+        idempotency_window: duration(
+            "idempotency_window",
+            args.idempotency_window.clone().or(file.idempotency_window),
+            "10m",
+        )?,
+        max_concurrency: positive(
+            "max_concurrency",
+            args.max_concurrency
+                .or(file.max_concurrency)
+                .unwrap_or(1024),
+        )?,
+        max_response_bytes: positive(
+            "max_response_bytes",
+            file.max_response_bytes.unwrap_or(1024 * 1024),
+        )?,
+        tls,
+        caller_tokens,
+        default_profile,
+        profiles,
+    })
+}
+
+struct ProfileDefaults<'a> {
+    base_url: &'a str,
+    token_url: Option<&'a str>,
+    client_id_flag: Option<&'a str>,
+}
+
+fn build_profile(
+    name: &str,
+    fp: FileProfile,
+    d: &ProfileDefaults<'_>,
+    env: &dyn Env,
+) -> Result<Profile, ConfigError> {
+    let is_default = name == DEFAULT_PROFILE;
+    let base_url = match fp.base_url {
+        Some(u) => check_url(&format!("profiles.{name}.base_url"), &u)?,
+        None => d.base_url.to_string(),
+    };
+    let token_url = match (fp.token_url, d.token_url) {
+        (Some(u), _) => check_url(&format!("profiles.{name}.token_url"), &u)?,
+        (None, Some(u)) => u.to_string(),
+        (None, None) => format!("{base_url}/api/oauth/token"),
+    };
+    // Explicit per-profile settings first; the default profile falls back to the
+    // Atlas CLI / Terraform environment variable names.
+    let from_env = |explicit: &Option<String>, fallbacks: &[&str]| -> Option<String> {
+        match explicit {
+            Some(var) => env.var(var),
+            None if is_default => fallbacks.iter().find_map(|v| env.var(v)),
+            None => None,
+        }
+    };
+    let client_id = fp
+        .client_id
+        .or_else(|| from_env(&fp.client_id_env, &[]))
+        .or_else(|| {
+            is_default
+                .then(|| d.client_id_flag.map(String::from))
+                .flatten()
+        })
+        .or_else(|| from_env(&None, &["MONGODB_ATLAS_CLIENT_ID"]));
+    let client_secret = from_env(&fp.client_secret_env, &["MONGODB_ATLAS_CLIENT_SECRET"]);
+    let public_key = fp.public_key.or_else(|| {
+        from_env(
+            &fp.public_key_env,
+            &["MONGODB_ATLAS_PUBLIC_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY"],
+        )
+    });
+    let private_key = from_env(
+        &fp.private_key_env,
+        &["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PRIVATE_KEY"],
+    );
+    let hint = if is_default {
+        "set MONGODB_ATLAS_CLIENT_ID and MONGODB_ATLAS_CLIENT_SECRET (service account) or MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (API key)".to_string()
+    } else {
+        format!("set client_id(_env) and client_secret_env, or public_key(_env) and private_key_env, under [profiles.{name}]")
+    };
+    // A service account wins when both kinds are complete (it is Atlas's recommended method).
+    let credentials = match (client_id, client_secret, public_key, private_key) {
+        (Some(id), Some(secret), _, _) => Credentials::ServiceAccount {
+            client_id: id,
+            client_secret: Secret::new(secret),
+        },
+        (_, _, Some(public), Some(private)) => Credentials::ApiKey {
+            public_key: public,
+            private_key: Secret::new(private),
+        },
+        (Some(_), None, _, _) => {
+            return err(format!(
+                "profile {name:?}: a client id is set but no client secret; {hint}"
+            ))
+        }
+        (None, Some(_), _, _) => {
+            return err(format!(
+                "profile {name:?}: a client secret is set but no client id; {hint}"
+            ))
+        }
+        (_, _, Some(_), None) | (_, _, None, Some(_)) => {
+            return err(format!(
+                "profile {name:?}: API keys need both a public and a private key; {hint}"
+            ))
+        }
+        _ => return err(format!("profile {name:?} has no Atlas credentials; {hint}")),
+    };
+    if let Some(orgs) = &fp.allowed_org_ids {
+        if let Some(bad) = orgs.iter().find(|o| !validate::is_org_id(o)) {
+            return err(format!(
+                "profiles.{name}.allowed_org_ids: {bad:?} is not a 24-hex org id"
+            ));
+        }
+    }
+    if let Some(roles) = &fp.allowed_roles {
+        if let Some(bad) = roles
+            .iter()
+            .find(|r| crate::pb::OrgRole::from_str_name(r).is_none_or(|v| v as i32 == 0))
+        {
+            return err(format!(
+                "profiles.{name}.allowed_roles: {bad:?} is not an Atlas org role (e.g. ORG_MEMBER)"
+            ));
+        }
+    }
+    Ok(Profile {
+        name: name.to_string(),
+        base_url,
+        token_url,
+        credentials,
+        allowed_org_ids: fp.allowed_org_ids,
+        allowed_roles: fp.allowed_roles,
+        max_in_flight: positive(
+            &format!("profiles.{name}.max_in_flight"),
+            fp.max_in_flight.unwrap_or(256),
+        )?,
+    })
+}
+
+fn check_url(what: &str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/');
+    match reqwest::Url::parse(trimmed) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+            Ok(trimmed.to_string())
+        }
+        _ => err(format!(
+            "{what} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {url:?})"
+        )),
+    }
+}
+
+fn is_api_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn positive(what: &str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return err(format!("{what} must be greater than 0"));
+    }
+    Ok(v)
+}
+
+fn duration(what: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or_else(|| default.into());
+    parse_duration(&v).ok_or_else(|| {
+        ConfigError(format!(
+            "{what} must be a duration such as 500ms, 20s, 10m or 1h (got {v:?})"
+        ))
+    })
+}
+
+/// Parses `500ms`, `20s`, `10m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

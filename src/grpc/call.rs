@@ -1,0 +1,195 @@
+//! `Call`: what every RPC shares from arrival to answer. It reads the per-call metadata
+//! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`), carries the tracing span, and at
+//! the end writes the one log line and the metrics, turns a `Failure` into a `Status`,
+//! and returns the request id in response metadata.
+use std::time::{Duration, Instant};
+
+use tonic::{metadata::MetadataMap, Response, Status};
+use tracing::{field::Empty, Span};
+
+use super::status::{ErrorContext, Failure};
+use crate::{atlas::Operation, telemetry::metrics as m};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const PROFILE_HEADER: &str = "x-atlas-profile";
+
+/// Answer a little before the caller's deadline, so the caller gets our
+/// DEADLINE_EXCEEDED with details rather than a bare transport timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
+/// One RPC in progress.
+pub struct Call {
+    pub operation: Operation,
+    pub method: &'static str,
+    pub request_id: String,
+    pub profile: String,
+    pub deadline: Instant,
+    pub org_id: String,
+    pub span: Span,
+    started: Instant,
+}
+
+impl Call {
+    pub fn begin(
+        operation: Operation,
+        method: &'static str,
+        metadata: &MetadataMap,
+        org_id: &str,
+        default_profile: &str,
+        default_timeout: Duration,
+    ) -> Self {
+        let started = Instant::now();
+        let request_id = metadata
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let profile = metadata
+            .get(PROFILE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(default_profile)
+            .to_string();
+        let timeout = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
+            .unwrap_or(default_timeout);
+        let span = tracing::info_span!("rpc", method, org_id, profile = %profile, request_id = %request_id,
+            code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+        m::call_started(method);
+        Self {
+            operation,
+            method,
+            request_id,
+            profile,
+            deadline: started + timeout,
+            org_id: org_id.to_string(),
+            span,
+            started,
+        }
+    }
+
+    /// Ends the call: logs, counts, and builds the gRPC answer.
+    pub fn finish<T>(
+        self,
+        result: Result<T, Failure>,
+        atlas_domain: &str,
+    ) -> Result<Response<T>, Status> {
+        let elapsed = self.started.elapsed();
+        let (code, answer) = match result {
+            Ok(v) => {
+                let mut r = Response::new(v);
+                insert_request_id(r.metadata_mut(), &self.request_id);
+                (tonic::Code::Ok, Ok(r))
+            }
+            Err(f) => {
+                if let Failure::Atlas(e) = &f {
+                    if let Some(c) = e.error_code() {
+                        self.span.record("error_code", c);
+                    }
+                    if let Some(s) = e.http_status() {
+                        self.span.record("upstream_status", s);
+                    }
+                    if matches!(e, crate::atlas::error::AtlasError::BadResponse { .. })
+                        && self.operation != Operation::DeleteLinkToken
+                    {
+                        tracing::error!(parent: &self.span, "Atlas answered 2xx with an unreadable body: the resource may have been created in Atlas without the caller learning of it");
+                    }
+                }
+                let ctx = ErrorContext {
+                    operation: self.operation,
+                    request_id: &self.request_id,
+                    org_id: &self.org_id,
+                    profile: &self.profile,
+                    atlas_domain,
+                };
+                let mut status = f.into_status(&ctx);
+                insert_request_id(status.metadata_mut(), &self.request_id);
+                (status.code(), Err(status))
+            }
+        };
+        self.span.record("code", format!("{code:?}"));
+        let message = answer.as_ref().err().map(|s| s.message().to_string());
+        tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0, message, "call finished");
+        m::call_finished(self.method, code, elapsed);
+        answer
+    }
+}
+
+fn insert_request_id(md: &mut MetadataMap, id: &str) {
+    if let Ok(v) = id.parse() {
+        md.insert(REQUEST_ID_HEADER, v);
+    }
+}
+
+/// Parses the `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "S", "123456789S", "5s", "-5S", "5", "é"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_defaults_and_overrides() {
+        let mut md = MetadataMap::new();
+        let c = Call::begin(
+            Operation::DeleteLinkToken,
+            "DeleteLinkToken",
+            &md,
+            "o",
+            "default",
+            Duration::from_secs(30),
+        );
+        assert_eq!(c.profile, "default");
+        assert_eq!(c.request_id.len(), 36, "a UUID is generated");
+        md.insert(REQUEST_ID_HEADER, "abc-123".parse().unwrap());
+        md.insert(PROFILE_HEADER, "billing".parse().unwrap());
+        md.insert("grpc-timeout", "1S".parse().unwrap());
+        let c = Call::begin(
+            Operation::DeleteLinkToken,
+            "DeleteLinkToken",
+            &md,
+            "o",
+            "default",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            (c.request_id.as_str(), c.profile.as_str()),
+            ("abc-123", "billing")
+        );
+        let left = c.deadline - Instant::now();
+        assert!(left <= Duration::from_millis(980), "{left:?}");
+    }
+}

@@ -1,0 +1,121 @@
+//! AIP-155 idempotency: a call carrying a `request_id` runs at most once per window.
+//!
+//! A duplicate with the same request gets the first result (one Atlas call); one that
+//! arrives while the first is in flight waits for it; a reused id with a different
+//! request is refused (`REQUEST_ID_REUSED`). Only successes are remembered, so a failed
+//! call can be retried with the same id. Memory is bounded: moka with a TTL (the window)
+//! and a maximum entry count.
+use std::{future::Future, sync::Arc, time::Duration};
+
+use moka::future::Cache;
+use tokio::sync::OnceCell;
+
+use crate::grpc::status::Failure;
+
+/// Entries kept at most, per cache.
+const MAX_ENTRIES: u64 = 10_000;
+
+struct Entry<T> {
+    fingerprint: Vec<u8>,
+    result: OnceCell<T>,
+}
+
+/// Remembers successful results by request id.
+pub struct IdempotencyCache<T> {
+    cache: Cache<String, Arc<Entry<T>>>,
+}
+
+/// Whether a result was produced now or replayed from an earlier call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Fresh,
+    Replayed,
+}
+
+impl<T: Clone + Send + Sync + 'static> IdempotencyCache<T> {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// Runs `call` once per `key`; `fingerprint` identifies the request itself.
+    pub async fn run<F, Fut>(
+        &self,
+        key: String,
+        fingerprint: Vec<u8>,
+        call: F,
+    ) -> Result<(T, Outcome), Failure>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let entry = self
+            .cache
+            .get_with(key, async {
+                Arc::new(Entry {
+                    fingerprint: fingerprint.clone(),
+                    result: OnceCell::new(),
+                })
+            })
+            .await;
+        if entry.fingerprint != fingerprint {
+            return Err(Failure::RequestIdReused);
+        }
+        let mut outcome = Outcome::Replayed;
+        let value = entry
+            .result
+            .get_or_try_init(|| {
+                outcome = Outcome::Fresh;
+                call()
+            })
+            .await?;
+        Ok((value.clone(), outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn runs_once_replays_and_refuses_reuse() {
+        let cache = IdempotencyCache::<u32>::new(Duration::from_secs(60));
+        let calls = AtomicU32::new(0);
+        let call = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(7)
+        };
+        assert_eq!(
+            cache.run("k".into(), b"a".to_vec(), call).await.unwrap(),
+            (7, Outcome::Fresh)
+        );
+        assert_eq!(
+            cache.run("k".into(), b"a".to_vec(), call).await.unwrap(),
+            (7, Outcome::Replayed)
+        );
+        assert!(matches!(
+            cache.run("k".into(), b"b".to_vec(), call).await,
+            Err(Failure::RequestIdReused)
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_remembered() {
+        let cache = IdempotencyCache::<u32>::new(Duration::from_secs(60));
+        let r = cache
+            .run("k".into(), vec![], || async { Err(Failure::Overloaded) })
+            .await;
+        assert!(r.is_err());
+        let r = cache
+            .run("k".into(), vec![], || async { Ok(1) })
+            .await
+            .unwrap();
+        assert_eq!(r, (1, Outcome::Fresh));
+    }
+}

@@ -1,0 +1,169 @@
+//! The gRPC server: the gateway service plus `grpc.health.v1.Health` and server
+//! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS and caller bearer
+//! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
+//! accepting, let in-flight calls finish within the grace period).
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
+    Request, Status,
+};
+use tonic_health::ServingStatus;
+
+use crate::{
+    atlas::client::AtlasClient,
+    config::Config,
+    grpc::service::GatewayService,
+    pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
+    secret::Secret,
+};
+
+/// Full name of the gateway service, as health and reflection report it.
+pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot build the Atlas HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves until `shutdown` resolves, then drains for at most `config.shutdown_grace`.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let atlas = AtlasClient::new(&config)?;
+    let service = GatewayService::new(&config, atlas);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Backstop only: each call already enforces its own deadline.
+        .timeout(config.request_timeout + Duration::from_secs(5));
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    let gateway = InterceptedService::new(
+        AtlasGatewayServer::new(service),
+        CallerAuth::new(config.caller_tokens.clone()),
+    );
+    let router = builder
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(gateway);
+
+    let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
+    let server =
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = drain_rx.wait_for(|d| *d).await;
+        });
+    tokio::pin!(server);
+    tracing::info!(listen = %config.listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        () = shutdown => {}
+    }
+    tracing::info!(
+        grace_ms = config.shutdown_grace.as_millis() as u64,
+        "shutting down: NOT_SERVING, draining in-flight calls"
+    );
+    reporter
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let _ = drain_tx.send(true);
+    match tokio::time::timeout(config.shutdown_grace, &mut server).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("grace period over; abandoning calls still in flight"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
+    };
+    let mut cfg =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        cfg = cfg.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(cfg)
+}
+
+/// Checks `authorization: Bearer <token>` against the configured caller tokens (when
+/// any are configured). Health and reflection stay open for probes and tooling.
+#[derive(Clone)]
+pub struct CallerAuth {
+    tokens: Arc<Vec<Secret>>,
+}
+
+impl CallerAuth {
+    pub fn new(tokens: Vec<Secret>) -> Self {
+        Self {
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for CallerAuth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        if self.tokens.is_empty() {
+            return Ok(req);
+        }
+        let presented = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            None => Err(Status::unauthenticated(
+                "this gateway requires a caller token: send metadata authorization: Bearer <token>",
+            )),
+            Some(t)
+                if self
+                    .tokens
+                    .iter()
+                    .any(|s| constant_time_eq(s.expose().as_bytes(), t.as_bytes())) =>
+            {
+                Ok(req)
+            }
+            Some(_) => Err(Status::permission_denied(
+                "the caller token is not on this gateway's allow-list",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

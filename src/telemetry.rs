@@ -1,0 +1,105 @@
+//! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter) and
+//! Prometheus metrics on their own loopback port.
+//!
+//! Metric names and labels live here and only here. Labels are method, gRPC code,
+//! operation, HTTP status, profile name and outcome: never an org id, a request id or
+//! anything secret.
+use std::{io::IsTerminal, net::SocketAddr};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber (a second call is a no-op, for tests).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+/// Starts the Prometheus exporter (`GET /metrics`) on `addr`.
+pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    const LATENCY_BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .and_then(|b| b.install())
+        .map_err(|e| format!("cannot start the metrics listener on {addr}: {e}"))?;
+    ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
+    ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
+    ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
+    ::metrics::describe_histogram!(
+        "atlas_gateway_upstream_duration_seconds",
+        "Atlas HTTP attempt latency"
+    );
+    ::metrics::describe_counter!(
+        "atlas_gateway_upstream_retries_total",
+        "Atlas calls retried"
+    );
+    ::metrics::describe_counter!(
+        "atlas_gateway_token_fetches_total",
+        "OAuth token requests by outcome"
+    );
+    ::metrics::describe_counter!(
+        "atlas_gateway_token_cache_hits_total",
+        "Calls served by a cached token"
+    );
+    ::metrics::describe_counter!(
+        "atlas_gateway_digest_challenges_total",
+        "Digest challenges answered"
+    );
+    Ok(())
+}
+
+/// Recording functions (no-ops when no exporter is installed).
+pub mod metrics {
+    use std::time::Duration;
+
+    pub fn call_started(method: &'static str) {
+        ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
+    }
+
+    pub fn call_finished(method: &'static str, code: tonic::Code, elapsed: Duration) {
+        ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).decrement(1.0);
+        ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => format!("{code:?}")).increment(1);
+        ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method)
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
+        ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status)
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream_retry(operation: &'static str, reason: &'static str) {
+        ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
+    }
+
+    pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
+        ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
+        ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub fn token_cache_hit(profile: &str) {
+        ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => profile.to_string()).increment(1);
+    }
+
+    pub fn digest_challenge(profile: &str) {
+        ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
+    }
+}

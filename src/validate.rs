@@ -1,0 +1,267 @@
+//! Request validation: every rule of the official Atlas spec that can be checked before
+//! an upstream call, reporting all violations at once.
+//!
+//! Field paths use proto field names (`access_list_ips[1]`), as google.rpc.BadRequest
+//! expects. This module never talks to Atlas and never allocates beyond the violations.
+use std::net::IpAddr;
+
+use crate::pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, OrgRole};
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+impl Violation {
+    fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Longest accepted `request_id` (AIP-155 recommends a UUID: 36 characters).
+pub const MAX_REQUEST_ID_LEN: usize = 36;
+/// Longest API key description, per the spec (`maxLength: 250`).
+pub const MAX_DESC_CHARS: usize = 250;
+/// Most access list entries accepted in one call (a sanity bound on the request size).
+pub const MAX_ACCESS_LIST_IPS: usize = 1000;
+
+/// True for a 24-character lowercase hex id (`^[a-f0-9]{24}$`).
+pub fn is_org_id(s: &str) -> bool {
+    s.len() == 24
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// True for an IPv4/IPv6 address or CIDR block (`10.0.0.0/8`, `2001:db8::/32`).
+pub fn is_ip_or_cidr(s: &str) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    match prefix {
+        None => true,
+        Some(p) => {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u8>().is_ok_and(|n| n <= max)
+        }
+    }
+}
+
+fn check_org_id(org_id: &str, out: &mut Vec<Violation>) {
+    if org_id.is_empty() {
+        out.push(Violation::new("org_id", "org_id is required"));
+    } else if !is_org_id(org_id) {
+        out.push(Violation::new(
+            "org_id",
+            "org_id must be a 24-character lowercase hexadecimal string (^[a-f0-9]{24}$)",
+        ));
+    }
+}
+
+fn check_request_id(request_id: &str, out: &mut Vec<Violation>) {
+    if request_id.len() > MAX_REQUEST_ID_LEN || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        out.push(Violation::new(
+            "request_id",
+            format!("request_id must be at most {MAX_REQUEST_ID_LEN} printable ASCII characters (a UUID is recommended)"),
+        ));
+    }
+}
+
+fn finish(violations: Vec<Violation>) -> Result<(), Vec<Violation>> {
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(violations)
+    }
+}
+
+/// Checks a `CreateLinkToken` request.
+pub fn create_link_token(req: &CreateLinkTokenRequest) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    check_org_id(&req.org_id, &mut v);
+    if req.access_list_ips.len() > MAX_ACCESS_LIST_IPS {
+        v.push(Violation::new(
+            "access_list_ips",
+            format!("at most {MAX_ACCESS_LIST_IPS} entries are accepted"),
+        ));
+    } else {
+        for (i, ip) in req.access_list_ips.iter().enumerate() {
+            if !is_ip_or_cidr(ip) {
+                v.push(Violation::new(
+                    format!("access_list_ips[{i}]"),
+                    "must be an IPv4 or IPv6 address or CIDR block, such as 203.0.113.7 or 10.0.0.0/8",
+                ));
+            }
+        }
+    }
+    check_request_id(&req.request_id, &mut v);
+    finish(v)
+}
+
+/// Checks a `DeleteLinkToken` request.
+pub fn delete_link_token(req: &DeleteLinkTokenRequest) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    check_org_id(&req.org_id, &mut v);
+    finish(v)
+}
+
+/// Checks a `CreateApiKey` request.
+pub fn create_api_key(req: &CreateApiKeyRequest) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    check_org_id(&req.org_id, &mut v);
+    let chars = req.desc.chars().count();
+    if chars == 0 {
+        v.push(Violation::new(
+            "desc",
+            "desc is required (1 to 250 characters)",
+        ));
+    } else if chars > MAX_DESC_CHARS {
+        v.push(Violation::new(
+            "desc",
+            format!("desc must be at most {MAX_DESC_CHARS} characters (got {chars})"),
+        ));
+    }
+    if req.roles.is_empty() {
+        v.push(Violation::new("roles", "at least one role is required"));
+    }
+    for (i, role) in req.roles.iter().enumerate() {
+        match OrgRole::try_from(*role) {
+            Ok(OrgRole::Unspecified) => v.push(Violation::new(
+                format!("roles[{i}]"),
+                "ORG_ROLE_UNSPECIFIED is not a role; use e.g. ORG_MEMBER",
+            )),
+            Ok(_) => {}
+            Err(_) => v.push(Violation::new(
+                format!("roles[{i}]"),
+                format!("{role} is not a known OrgRole value"),
+            )),
+        }
+    }
+    check_request_id(&req.request_id, &mut v);
+    finish(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORG: &str = "5f1a0c2b3d4e5f6a7b8c9d0e";
+
+    fn fields(r: Result<(), Vec<Violation>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn org_id_pattern() {
+        assert!(is_org_id(ORG));
+        for bad in [
+            "",
+            "5F1A0C2B3D4E5F6A7B8C9D0E",
+            "5f1a0c2b3d4e5f6a7b8c9d0",
+            "5f1a0c2b3d4e5f6a7b8c9d0g",
+            "ééééééééééééééééééééééé",
+        ] {
+            assert!(!is_org_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_and_cidr() {
+        for ok in [
+            "203.0.113.7",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "::1",
+            "2001:db8::/32",
+            "2001:db8::1/128",
+        ] {
+            assert!(is_ip_or_cidr(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1.2.3",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "host.example",
+            "1.2.3.4/8/8",
+            "1.2.3.4 ",
+        ] {
+            assert!(!is_ip_or_cidr(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_token_reports_every_bad_entry_with_its_index() {
+        let req = CreateLinkTokenRequest {
+            org_id: "nope".into(),
+            access_list_ips: vec![
+                "10.0.0.1".into(),
+                "bad".into(),
+                "::1".into(),
+                "1.2.3.4/40".into(),
+            ],
+            request_id: "x".repeat(37),
+        };
+        assert_eq!(
+            fields(create_link_token(&req)),
+            [
+                "org_id",
+                "access_list_ips[1]",
+                "access_list_ips[3]",
+                "request_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn api_key_rules() {
+        let mut req = CreateApiKeyRequest {
+            org_id: ORG.into(),
+            desc: "ci key".into(),
+            roles: vec![OrgRole::OrgMember as i32],
+            request_id: String::new(),
+        };
+        assert!(create_api_key(&req).is_ok());
+        req.desc = "é".repeat(250);
+        assert!(
+            create_api_key(&req).is_ok(),
+            "250 characters (not bytes) is fine"
+        );
+        req.desc = "d".repeat(251);
+        req.roles = vec![OrgRole::OrgOwner as i32, 0, 99];
+        assert_eq!(
+            fields(create_api_key(&req)),
+            ["desc", "roles[1]", "roles[2]"]
+        );
+        req.desc.clear();
+        req.roles.clear();
+        req.org_id.clear();
+        assert_eq!(fields(create_api_key(&req)), ["org_id", "desc", "roles"]);
+    }
+
+    #[test]
+    fn delete_needs_org() {
+        assert_eq!(
+            fields(delete_link_token(&DeleteLinkTokenRequest::default())),
+            ["org_id"]
+        );
+        assert!(delete_link_token(&DeleteLinkTokenRequest { org_id: ORG.into() }).is_ok());
+    }
+}
