@@ -1,0 +1,271 @@
+//! Request-body parsing and validation for the two POST operations, following the spec's
+//! schemas (`TargetOrgRequest`, `CreateAtlasOrganizationApiKey`), plus the `orgId` rule.
+//!
+//! Every violation is reported at once in `badRequestDetail.fields`; field names are the
+//! Atlas (camelCase) names. Malformed JSON is 400 `MALFORMED_REQUEST`; schema violations are
+//! 400 `INVALID_ATTRIBUTE`, or `INVALID_ENUM_VALUE` when only role names are wrong.
+
+use std::net::IpAddr;
+
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use super::response::ApiError;
+
+/// The `roles` enum of `CreateAtlasOrganizationApiKey`.
+pub(crate) const ORG_ROLES: [&str; 7] = [
+    "ORG_OWNER",
+    "ORG_MEMBER",
+    "ORG_GROUP_CREATOR",
+    "ORG_BILLING_ADMIN",
+    "ORG_BILLING_READ_ONLY",
+    "ORG_STREAM_PROCESSING_ADMIN",
+    "ORG_READ_ONLY",
+];
+
+/// `^[a-f0-9]{24}$`.
+pub(crate) fn is_org_id(value: &str) -> bool {
+    value.len() == 24
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A valid IPv4/IPv6 address, or one followed by `/prefix` within the address size.
+pub(crate) fn is_ip_or_cidr(value: &str) -> bool {
+    match value.split_once('/') {
+        None => value.parse::<IpAddr>().is_ok(),
+        Some((ip, prefix)) => {
+            let Ok(ip) = ip.parse::<IpAddr>() else {
+                return false;
+            };
+            if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit())
+            {
+                return false;
+            }
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            prefix.parse::<u32>().is_ok_and(|p| p <= max)
+        }
+    }
+}
+
+/// The body as a JSON object, or 400 `MALFORMED_REQUEST`.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let malformed = |detail: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_REQUEST",
+            detail.to_string(),
+        )
+    };
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(malformed("The request body is required."));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(malformed("The request body must be a JSON object.")),
+        Err(_) => Err(malformed("Received JSON is malformed.")),
+    }
+}
+
+/// `TargetOrgRequest` → the access list entries.
+pub(crate) fn link_token_request(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let map = json_object(body)?;
+    let mut error = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ATTRIBUTE",
+        "Invalid attribute accessListIps specified.",
+    )
+    .parameters(json!(["accessListIps"]));
+    let mut bad = false;
+    let mut ips = Vec::new();
+    match map.get("accessListIps") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(ip) if is_ip_or_cidr(ip) => ips.push(ip.to_string()),
+                    _ => {
+                        bad = true;
+                        error = error.field(
+                            "accessListIps",
+                            format!(
+                                "accessListIps[{i}] ({item}) is not a valid IPv4/IPv6 address or CIDR block."
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            bad = true;
+            error = error.field(
+                "accessListIps",
+                "accessListIps must be an array of strings.",
+            );
+        }
+    }
+    if bad {
+        Err(error)
+    } else {
+        Ok(ips)
+    }
+}
+
+/// `CreateAtlasOrganizationApiKey` → `(desc, roles)`.
+pub(crate) fn api_key_request(body: &[u8]) -> Result<(String, Vec<String>), ApiError> {
+    let map = json_object(body)?;
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let mut only_enum = true;
+
+    let desc = match map.get("desc") {
+        Some(Value::String(desc)) => {
+            let len = desc.chars().count();
+            if !(1..=250).contains(&len) {
+                fields.push((
+                    "desc",
+                    format!("desc must be 1 to 250 characters long, got {len}."),
+                ));
+            }
+            desc.clone()
+        }
+        None | Some(Value::Null) => {
+            fields.push(("desc", "desc is required.".to_string()));
+            String::new()
+        }
+        Some(_) => {
+            fields.push(("desc", "desc must be a string.".to_string()));
+            String::new()
+        }
+    };
+    if !fields.is_empty() {
+        only_enum = false;
+    }
+
+    let mut roles = Vec::new();
+    match map.get("roles") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(role) if ORG_ROLES.contains(&role) => roles.push(role.to_string()),
+                    _ => fields.push((
+                        "roles",
+                        format!(
+                            "roles[{i}] ({item}) is not one of {}.",
+                            ORG_ROLES.join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(Value::Array(_)) => {
+            only_enum = false;
+            fields.push(("roles", "roles must contain at least one role.".to_string()));
+        }
+        None | Some(Value::Null) => {
+            only_enum = false;
+            fields.push(("roles", "roles is required.".to_string()));
+        }
+        Some(_) => {
+            only_enum = false;
+            fields.push(("roles", "roles must be an array of role names.".to_string()));
+        }
+    }
+
+    if fields.is_empty() {
+        return Ok((desc, roles));
+    }
+    let (code, detail) = if only_enum {
+        (
+            "INVALID_ENUM_VALUE",
+            "An invalid enumeration value was specified for roles.",
+        )
+    } else {
+        (
+            "INVALID_ATTRIBUTE",
+            "The request contains invalid attributes.",
+        )
+    };
+    let names: Vec<&str> = {
+        let mut names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+        names.dedup();
+        names
+    };
+    let mut error = ApiError::new(StatusCode::BAD_REQUEST, code, detail).parameters(json!(names));
+    for (field, description) in fields {
+        error = error.field(field, description);
+    }
+    Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_ids() {
+        assert!(is_org_id("5f1a0c2b3d4e5f6a7b8c9d0e"));
+        assert!(!is_org_id("5F1A0C2B3D4E5F6A7B8C9D0E"));
+        assert!(!is_org_id("5f1a0c2b3d4e5f6a7b8c9d0"));
+        assert!(!is_org_id("5f1a0c2b3d4e5f6a7b8c9d0g"));
+    }
+
+    #[test]
+    fn ips_and_cidrs() {
+        for ok in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "::1",
+            "2001:db8::/32",
+            "1.2.3.4/32",
+        ] {
+            assert!(is_ip_or_cidr(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "10.0.0.256",
+            "10.0.0.0/33",
+            "::1/129",
+            "1.2.3.4/",
+            "1.2.3.4/+8",
+            "x",
+            " 1.2.3.4",
+        ] {
+            assert!(!is_ip_or_cidr(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_token_body_reports_every_bad_entry() {
+        let err = link_token_request(br#"{"accessListIps":["1.2.3.4","nope",7]}"#).unwrap_err();
+        let body = err.body();
+        assert_eq!(body["errorCode"], "INVALID_ATTRIBUTE");
+        assert_eq!(
+            body["badRequestDetail"]["fields"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(link_token_request(b"{}").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            link_token_request(b"{nope").unwrap_err().body()["errorCode"],
+            "MALFORMED_REQUEST"
+        );
+    }
+
+    #[test]
+    fn api_key_body_rules() {
+        let ok = api_key_request(br#"{"desc":"ci","roles":["ORG_MEMBER"]}"#).unwrap();
+        assert_eq!(ok, ("ci".to_string(), vec!["ORG_MEMBER".to_string()]));
+        let enum_only = api_key_request(br#"{"desc":"ci","roles":["ORG_GOD"]}"#).unwrap_err();
+        assert_eq!(enum_only.body()["errorCode"], "INVALID_ENUM_VALUE");
+        let long = "x".repeat(251);
+        let both = api_key_request(format!(r#"{{"desc":"{long}","roles":[]}}"#).as_bytes())
+            .unwrap_err()
+            .body();
+        assert_eq!(both["errorCode"], "INVALID_ATTRIBUTE");
+        assert_eq!(
+            both["badRequestDetail"]["fields"].as_array().unwrap().len(),
+            2
+        );
+    }
+}

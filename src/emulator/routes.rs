@@ -1,0 +1,369 @@
+//! The Atlas surface of the emulator: request routing, counting, fault application, the
+//! common checks (auth, media type, org) and the three operations plus the token endpoint.
+//!
+//! Every non-control request goes through [`dispatch`]: count → fault → endpoint. Request
+//! bodies are capped at 1 MiB (413 `ApiError` above that).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::Router;
+use http::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::auth::{self, media_type};
+use super::bodies::{api_key_request, is_org_id, link_token_request};
+use super::control;
+use super::faults::{self, Outcome, Route};
+use super::response::{
+    random_b64, random_hex, raw_response, stamp, versioned_json, ApiError, VERSIONED,
+    VERSIONED_UTF8,
+};
+use super::state::{Shared, StoredApiKey};
+
+/// Largest request body read.
+pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+const TOKEN_PATH: &str = "/api/oauth/token";
+const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
+const API_KEYS: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys";
+
+/// The emulator's whole router: control API plus the Atlas surface.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    control::router().fallback(dispatch).with_state(shared)
+}
+
+/// Which endpoint a request addresses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Token,
+    CreateLinkToken,
+    DeleteLinkToken,
+    CreateApiKey,
+    /// A known path with a method it does not support.
+    WrongMethod(&'static str),
+    Unknown,
+}
+
+impl Op {
+    fn route(self) -> Option<Route> {
+        match self {
+            Op::Token => Some(Route::Token),
+            Op::CreateLinkToken => Some(Route::CreateLinkToken),
+            Op::DeleteLinkToken => Some(Route::DeleteLinkToken),
+            Op::CreateApiKey => Some(Route::CreateApiKey),
+            Op::WrongMethod(_) | Op::Unknown => None,
+        }
+    }
+}
+
+/// `(op, template, orgId segment)` of a request.
+fn resolve(method: &Method, path: &str) -> (Op, &'static str, Option<String>) {
+    if path == TOKEN_PATH {
+        let op = if method == Method::POST {
+            Op::Token
+        } else {
+            Op::WrongMethod("POST")
+        };
+        return (op, TOKEN_PATH, None);
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "api", "atlas", "v2", "orgs", org, "liveMigrations", "linkTokens"] => {
+            let op = if method == Method::POST {
+                Op::CreateLinkToken
+            } else if method == Method::DELETE {
+                Op::DeleteLinkToken
+            } else {
+                Op::WrongMethod("POST, DELETE")
+            };
+            (op, LINK_TOKENS, Some(org.to_string()))
+        }
+        ["", "api", "atlas", "v2", "orgs", org, "apiKeys"] => {
+            let op = if method == Method::POST {
+                Op::CreateApiKey
+            } else {
+                Op::WrongMethod("POST")
+            };
+            (op, API_KEYS, Some(org.to_string()))
+        }
+        _ => (Op::Unknown, "*", None),
+    }
+}
+
+/// Entry point of every request that is not for the control API.
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (op, template, org) = resolve(req.method(), req.uri().path());
+    {
+        let mut inner = shared.lock();
+        let key = format!("{} {template}", req.method());
+        *inner.counters.requests.entry(key).or_default() += 1;
+        if op == Op::Token {
+            inner.counters.token_requests += 1;
+        }
+    }
+    let mut resp = handle(&shared, op, org, req).await;
+    let remaining = shared.lock().rate_remaining();
+    stamp(&mut resp, remaining);
+    resp
+}
+
+async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> Response {
+    let fault = faults::take_matching(&mut shared.lock().faults, op.route());
+    let mut short_token_secs = None;
+    if let Some(action) = fault {
+        match faults::apply(action, op.route()).await {
+            Outcome::Respond(resp) => return resp,
+            Outcome::Continue {
+                short_token_secs: secs,
+            } => short_token_secs = secs,
+        }
+    }
+    let (parts, body) = req.into_parts();
+    match op {
+        Op::Unknown => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                format!("Cannot find resource {}.", parts.uri.path()),
+            )
+            .parameters(json!([parts.uri.path()]))
+            .into_response()
+        }
+        Op::WrongMethod(allow) => {
+            let mut resp = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!("Method {} is not allowed on this resource.", parts.method),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            return resp;
+        }
+        _ => {}
+    }
+    let body = match read_body(&parts.headers, body).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    if op == Op::Token {
+        return auth::token_endpoint(shared, &parts.headers, &body, short_token_secs);
+    }
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    if let Some(resp) = auth::reject(
+        shared,
+        parts.method.as_str(),
+        parts.uri.path(),
+        path_and_query,
+        &parts.headers,
+    ) {
+        return resp;
+    }
+    if let Err(error) = check_media_types(&parts.method, &parts.headers) {
+        return error.into_response();
+    }
+    let org = org.unwrap_or_default();
+    if let Err(error) = check_org(shared, &org) {
+        return error.into_response();
+    }
+    match op {
+        Op::CreateLinkToken => create_link_token(shared, &org, &body),
+        Op::DeleteLinkToken => delete_link_token(shared, &org),
+        _ => create_api_key(shared, &org, &body),
+    }
+}
+
+/// Reads at most [`MAX_REQUEST_BODY`] bytes, else 413.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Response> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "REQUEST_TOO_LARGE",
+            "The request body exceeds 1 MiB or could not be read.",
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_REQUEST_BODY)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// `Accept` must list the versioned type (406); POST bodies must use it too (415).
+fn check_media_types(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    let accept_ok = headers.get_all(ACCEPT).iter().any(|value| {
+        value
+            .to_str()
+            .map(|v| v.split(',').any(|item| media_type(item) == VERSIONED))
+            .unwrap_or(false)
+    });
+    if !accept_ok {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "INVALID_VERSION_DATE",
+            "Invalid accept header or version date.",
+        ));
+    }
+    if method == Method::POST {
+        let content_ok = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| media_type(v) == VERSIONED);
+        if !content_ok {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                format!("The request Content-Type must be {VERSIONED}."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// orgId syntax (400), existence (404), Owner role (403).
+fn check_org(shared: &Shared, org: &str) -> Result<(), ApiError> {
+    let config = &shared.config;
+    if !is_org_id(org) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            "Invalid attribute orgId specified.",
+        )
+        .parameters(json!(["orgId"]))
+        .field("orgId", "orgId must match ^([a-f0-9]{24})$."));
+    }
+    if config.org_ids.iter().any(|o| o == org) {
+        return Ok(());
+    }
+    if config.read_only_org_ids.iter().any(|o| o == org) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "USER_UNAUTHORIZED",
+            "Current user is not authorized to perform this action.",
+        ));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ORG_NOT_FOUND",
+        format!("No organization with ID {org} exists."),
+    )
+    .parameters(json!([org])))
+}
+
+fn create_link_token(shared: &Shared, org: &str, body: &[u8]) -> Response {
+    let ips = match link_token_request(body) {
+        Ok(ips) => ips,
+        Err(error) => return error.into_response(),
+    };
+    // Shaped like a real link token: base64 of a JSON document, opaque to callers.
+    let inner_doc = json!({
+        "orgId": org,
+        "accessListIps": ips,
+        "linkId": random_hex(12),
+        "secret": random_b64(48),
+        "emulated": true,
+    });
+    let link_token = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(inner_doc.to_string())
+    };
+    {
+        let mut inner = shared.lock();
+        inner.links.insert(org.to_string());
+        inner.counters.link_tokens_created += 1;
+    }
+    versioned_json(StatusCode::CREATED, &json!({ "linkToken": link_token }))
+}
+
+fn delete_link_token(shared: &Shared, org: &str) -> Response {
+    let removed = {
+        let mut inner = shared.lock();
+        let removed = inner.links.remove(org);
+        if removed {
+            inner.counters.link_tokens_deleted += 1;
+        }
+        removed
+    };
+    if removed {
+        return raw_response(StatusCode::NO_CONTENT, VERSIONED_UTF8, Body::empty());
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "UNEXPECTED_ERROR",
+        "Could not find the requested external organization link.",
+    )
+    .parameters(serde_json::Value::Null)
+    .into_response()
+}
+
+fn create_api_key(shared: &Shared, org: &str, body: &[u8]) -> Response {
+    let (desc, roles) = match api_key_request(body) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let id = random_hex(12);
+    let public_key: String = (0..8).map(|_| fastrand::lowercase()).collect();
+    let private_key = uuid::Uuid::new_v4().to_string();
+    let roles: Vec<serde_json::Value> = roles
+        .iter()
+        .map(|role| json!({"orgId": org, "roleName": role}))
+        .collect();
+    let href = format!("{}/api/atlas/v2/orgs/{org}/apiKeys/{id}", shared.base_url);
+    {
+        let mut inner = shared.lock();
+        inner.api_keys.push(StoredApiKey {
+            org_id: org.to_string(),
+            id: id.clone(),
+        });
+        inner.counters.api_keys_created += 1;
+    }
+    versioned_json(
+        StatusCode::OK,
+        &json!({
+            "desc": desc,
+            "id": id,
+            "links": [{"href": href, "rel": "self"}],
+            "privateKey": private_key,
+            "publicKey": public_key,
+            "roles": roles,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_to_templates() {
+        let (op, t, org) = resolve(
+            &Method::POST,
+            "/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys",
+        );
+        assert_eq!(
+            (op, t, org.as_deref()),
+            (Op::CreateApiKey, API_KEYS, Some("5f1a0c2b3d4e5f6a7b8c9d0e"))
+        );
+        let (op, t, _) = resolve(
+            &Method::DELETE,
+            "/api/atlas/v2/orgs/x/liveMigrations/linkTokens",
+        );
+        assert_eq!((op, t), (Op::DeleteLinkToken, LINK_TOKENS));
+        assert_eq!(resolve(&Method::GET, TOKEN_PATH).0, Op::WrongMethod("POST"));
+        assert_eq!(resolve(&Method::GET, "/api/atlas/v2/orgs").0, Op::Unknown);
+    }
+}
