@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway against Atlas.
     Serve(Box<ServeArgs>),
+    /// The gateway plus the built-in Atlas emulator on loopback, with demo credentials.
+    Dev(crate::dev::DevArgs),
+    /// The Atlas emulator alone (a dev/test double), for polyglot tests.
+    Emulator(crate::emulator::EmulatorArgs),
     /// Exit 0 when the local gateway answers grpc.health.v1 SERVING, 1 otherwise.
     Healthcheck(HealthcheckArgs),
 }
@@ -48,6 +52,14 @@ pub fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            Command::Dev(args) => crate::dev::run(args).await,
+            Command::Emulator(args) => match crate::emulator::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("atlas-grpc-gateway emulator: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Command::Healthcheck(args) => healthcheck(args).await,
         }
     })

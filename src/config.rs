@@ -220,19 +220,45 @@ impl Env for ProcessEnv {
     }
 }
 
+/// A fixed set of variables (for `dev` and tests).
+pub struct MapEnv(pub std::collections::HashMap<String, String>);
+
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
 impl Config {
     /// Builds and validates the configuration from flags/env and the optional file.
     pub fn load(args: &ServeArgs, env: &dyn Env) -> Result<Config, ConfigError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
-                    let msg = e.message().to_string();
-                    ConfigError(format!("invalid config file {}: {msg}", path.display()))
-                })?
-            }
+        let text = match &args.config {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let origin = args.config.as_ref().map(|p| p.display().to_string());
+        Self::from_parts(
+            args,
+            text.as_deref(),
+            origin.as_deref().unwrap_or("<inline>"),
+            env,
+        )
+    }
+
+    /// Builds and validates the configuration from flags/env and TOML text.
+    pub fn from_parts(
+        args: &ServeArgs,
+        toml_text: Option<&str>,
+        origin: &str,
+        env: &dyn Env,
+    ) -> Result<Config, ConfigError> {
+        let file = match toml_text {
+            Some(text) => toml::from_str::<FileConfig>(text).map_err(|e| {
+                let msg = e.message().to_string();
+                ConfigError(format!("invalid config file {origin}: {msg}"))
+            })?,
             None => FileConfig::default(),
         };
         build(args, file, env)

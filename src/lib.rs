@@ -11,6 +11,7 @@
 pub mod atlas;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
