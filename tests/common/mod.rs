@@ -1,0 +1,117 @@
+//! Test harness: a real gateway (`server::serve`) on an ephemeral loopback port, in
+//! front of the in-process Atlas emulator, and a real tonic client.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{net::SocketAddr, time::Duration};
+
+use atlas_grpc_gateway::{
+    config::Config,
+    dev::dev_config,
+    emulator::{Emulator, EmulatorConfig},
+    pb::{atlas_gateway_client::AtlasGatewayClient, CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, OrgRole},
+    server,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{transport::Channel, Request, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub use atlas_grpc_gateway::emulator::{Fault, FaultAction, Route, DEMO_ORG_ID};
+
+pub const API_KEYS: &str = "POST /api/atlas/v2/orgs/{orgId}/apiKeys";
+pub const LINK_TOKENS_POST: &str = "POST /api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
+pub const LINK_TOKENS_DELETE: &str = "DELETE /api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
+
+/// A running gateway + emulator pair.
+pub struct Gateway {
+    pub emulator: Emulator,
+    pub addr: SocketAddr,
+    pub client: AtlasGatewayClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    pub async fn start() -> Gateway {
+        Self::start_with(EmulatorConfig::default(), |_| {}).await
+    }
+
+    pub async fn start_with(emu: EmulatorConfig, tweak: impl FnOnce(&mut Config)) -> Gateway {
+        let emulator = Emulator::start(emu, loopback()).await.expect("emulator");
+        let listener = TcpListener::bind(loopback()).await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let mut config = dev_config(&emulator.base_url(), addr, "off");
+        config.shutdown_grace = Duration::from_secs(1);
+        tweak(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+        let client = AtlasGatewayClient::new(channel(addr).await);
+        Gateway { emulator, addr, client, stop: Some(stop), task }
+    }
+
+    pub fn client(&self) -> AtlasGatewayClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A lazily connecting channel to the gateway.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
+}
+
+pub fn link_req(org: &str) -> CreateLinkTokenRequest {
+    CreateLinkTokenRequest { org_id: org.into(), access_list_ips: vec!["203.0.113.7".into(), "10.0.0.0/8".into()], request_id: String::new() }
+}
+
+pub fn key_req(org: &str) -> CreateApiKeyRequest {
+    CreateApiKeyRequest { org_id: org.into(), desc: "ci key".into(), roles: vec![OrgRole::OrgMember as i32], request_id: String::new() }
+}
+
+pub fn delete_req(org: &str) -> DeleteLinkTokenRequest {
+    DeleteLinkTokenRequest { org_id: org.into() }
+}
+
+/// A request with metadata (`key`, `value`) pairs and an optional deadline.
+pub fn with_meta<T>(msg: T, meta: &[(&'static str, &str)], timeout: Option<Duration>) -> Request<T> {
+    let mut r = Request::new(msg);
+    for (k, v) in meta {
+        r.metadata_mut().insert(*k, v.parse().unwrap());
+    }
+    if let Some(t) = timeout {
+        r.set_timeout(t);
+    }
+    r
+}
+
+/// Decoded details, failing the test when they are malformed.
+pub fn details(s: &Status) -> ErrorDetails {
+    s.check_error_details().expect("well-formed google.rpc details")
+}
+
+/// ErrorInfo reason of a status.
+pub fn reason(s: &Status) -> String {
+    details(s).error_info().map(|e| e.reason.clone()).unwrap_or_default()
+}
+
+/// ErrorInfo metadata value.
+pub fn meta(s: &Status, key: &str) -> Option<String> {
+    details(s).error_info().and_then(|e| e.metadata.get(key).cloned())
+}
