@@ -27,6 +27,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod control;
+mod digest;
 mod faults;
 mod response;
 mod routes;
