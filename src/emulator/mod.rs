@@ -14,8 +14,11 @@
 //! - A missing or wrong `Accept` answers `406` with errorCode `INVALID_VERSION_DATE`
 //!   ("Invalid accept header or version date.", what the real service says); a POST whose
 //!   `Content-Type` is not the versioned type answers `415` errorCode `UNSUPPORTED_MEDIA_TYPE`.
-//! - Check order on Atlas routes: faults, auth (401), media type (406/415), orgId syntax
-//!   (400), org existence (404), permission (403), body (400), then the operation.
+//! - Check order on Atlas routes: faults, request body size (413 above 1 MiB), auth (401),
+//!   media type (406/415), orgId syntax (400), org existence (404), permission (403), body
+//!   schema (400), then the operation.
+//! - Read-only orgs answer 403 `USER_UNAUTHORIZED` (not 401), so a client never mistakes a
+//!   permission problem for an expired token.
 //! - Every `ApiError` response also carries `X-Error-Code: <errorCode>`, as the real 404 does.
 //! - Requests to unknown paths answer 404 `RESOURCE_NOT_FOUND` and are counted under
 //!   `"METHOD *"`; control API requests are not counted.
@@ -27,6 +30,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod control;
+mod digest;
 mod faults;
 mod response;
 mod routes;

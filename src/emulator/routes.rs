@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Router;
-use http::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -26,6 +26,8 @@ use super::state::{Shared, StoredApiKey};
 
 /// Largest request body read.
 pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
+/// Beyond this, an oversized request body is no longer drained (the connection closes).
+const MAX_DRAIN: usize = 16 * 1024 * 1024;
 
 const TOKEN_PATH: &str = "/api/oauth/token";
 const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
@@ -146,7 +148,7 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
         }
         _ => {}
     }
-    let body = match read_body(&parts.headers, body).await {
+    let body = match read_body(body).await {
         Ok(body) => body,
         Err(resp) => return resp,
     };
@@ -181,26 +183,39 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
     }
 }
 
-/// Reads at most [`MAX_REQUEST_BODY`] bytes, else 413.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Response> {
-    let too_large = || {
-        ApiError::new(
+/// Reads at most [`MAX_REQUEST_BODY`] bytes. Above that it discards the rest (up to
+/// [`MAX_DRAIN`], so the client finishes sending and reads the 413 instead of a reset) and
+/// answers 413 `REQUEST_TOO_LARGE`; a body that fails mid-way is 400 `MALFORMED_REQUEST`.
+async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+    use tokio_stream::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: usize = 0;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_REQUEST",
+                "The request body could not be read.",
+            )
+            .into_response());
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= MAX_REQUEST_BODY {
+            buf.extend_from_slice(&chunk);
+        } else if seen > MAX_DRAIN {
+            break;
+        }
+    }
+    if seen > MAX_REQUEST_BODY {
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "REQUEST_TOO_LARGE",
-            "The request body exceeds 1 MiB or could not be read.",
+            "The request body exceeds 1 MiB.",
         )
-        .into_response()
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
-        return Err(too_large());
+        .into_response());
     }
-    axum::body::to_bytes(body, MAX_REQUEST_BODY)
-        .await
-        .map_err(|_| too_large())
+    Ok(buf.freeze())
 }
 
 /// `Accept` must list the versioned type (406); POST bodies must use it too (415).
