@@ -16,24 +16,57 @@ const OTHER_ORG: &str = "0123456789abcdef01234567";
 #[tokio::test]
 async fn create_and_delete_link_token() {
     let gw = Gateway::start().await;
-    let resp = gw.client().create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
-    assert!(resp.metadata().get("x-request-id").is_some(), "request id returned");
+    let resp = gw
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    assert!(
+        resp.metadata().get("x-request-id").is_some(),
+        "request id returned"
+    );
     assert!(resp.get_ref().link_token.len() > 20);
-    gw.client().delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    gw.client()
+        .delete_link_token(delete_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
     let c = gw.emulator.counters();
-    assert_eq!(c.requests_for("POST", "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"), 1);
-    assert_eq!(c.requests_for("DELETE", "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"), 1);
+    assert_eq!(
+        c.requests_for(
+            "POST",
+            "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
+        ),
+        1
+    );
+    assert_eq!(
+        c.requests_for(
+            "DELETE",
+            "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
+        ),
+        1
+    );
     assert_eq!((c.link_tokens_created, c.link_tokens_deleted), (1, 1));
     assert_eq!(c.tokens_issued, 1, "one token serves both calls");
 
     // Atlas answers a delete without a link with 404 UNEXPECTED_ERROR: the status decides.
-    let err = gw.client().delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap_err();
+    let err = gw
+        .client()
+        .delete_link_token(delete_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(err.message(), "Could not find the requested external organization link.");
+    assert_eq!(
+        err.message(),
+        "Could not find the requested external organization link."
+    );
     assert_eq!(reason(&err), "UNEXPECTED_ERROR");
     assert_eq!(meta(&err, "http_status").as_deref(), Some("404"));
     assert_eq!(meta(&err, "atlas_reason").as_deref(), Some("Not Found"));
-    assert_eq!(details(&err).error_info().unwrap().domain, "127.0.0.1", "the configured Atlas host");
+    assert_eq!(
+        details(&err).error_info().unwrap().domain,
+        "127.0.0.1",
+        "the configured Atlas host"
+    );
     assert!(details(&err).help().is_some());
     assert_eq!(details(&err).localized_message().unwrap().locale, "en-US");
     gw.stop().await;
@@ -42,8 +75,19 @@ async fn create_and_delete_link_token() {
 #[tokio::test]
 async fn create_api_key_returns_the_whole_key() {
     let gw = Gateway::start().await;
-    let key = gw.client().create_api_key(key_req(DEMO_ORG_ID)).await.unwrap().into_inner().api_key.unwrap();
-    assert!(key.id.len() == 24 && key.id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", key.id);
+    let key = gw
+        .client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    assert!(
+        key.id.len() == 24 && key.id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        key.id
+    );
     assert_eq!(key.desc, "ci key");
     assert_eq!(key.public_key.len(), 8);
     assert!(!key.private_key.is_empty());
@@ -51,7 +95,10 @@ async fn create_api_key_returns_the_whole_key() {
     assert_eq!(key.roles[0].org_id, DEMO_ORG_ID);
     assert_eq!(key.links[0].rel, "self");
     assert!(key.links[0].href.ends_with(&key.id));
-    assert!(!format!("{key:?}").contains(&key.private_key), "Debug redacts the private key");
+    assert!(
+        !format!("{key:?}").contains(&key.private_key),
+        "Debug redacts the private key"
+    );
     assert_eq!(gw.emulator.counters().api_keys_created, 1);
     gw.stop().await;
 }
@@ -65,7 +112,11 @@ async fn digest_profile_handshakes_once_then_reuses_the_nonce() {
     }
     let c = gw.emulator.counters();
     assert_eq!(c.digest_challenges, 1, "one challenge, then nonce reuse");
-    assert_eq!(c.requests_for("POST", "/api/atlas/v2/orgs/{orgId}/apiKeys"), 6, "1 handshake + 5 calls");
+    assert_eq!(
+        c.requests_for("POST", "/api/atlas/v2/orgs/{orgId}/apiKeys"),
+        6,
+        "1 handshake + 5 calls"
+    );
     assert_eq!(c.api_keys_created, 5);
     assert_eq!(c.token_requests, 0, "no OAuth for the API-key profile");
     gw.stop().await;
@@ -79,38 +130,74 @@ async fn every_validation_rule_is_reported_at_once_without_upstream_calls() {
     let err = gw.client().create_link_token(req).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(reason(&err), "INVALID_REQUEST");
-    let fields: Vec<_> = details(&err).bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
-    assert_eq!(fields, ["org_id", "access_list_ips[1]", "access_list_ips[2]"]);
+    let fields: Vec<_> = details(&err)
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(
+        fields,
+        ["org_id", "access_list_ips[1]", "access_list_ips[2]"]
+    );
 
     let mut req = key_req("");
     req.desc = "x".repeat(251);
     req.roles = vec![OrgRole::Unspecified as i32];
     req.request_id = "r".repeat(40);
     let err = gw.client().create_api_key(req).await.unwrap_err();
-    let fields: Vec<_> = details(&err).bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    let fields: Vec<_> = details(&err)
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
     assert_eq!(fields, ["org_id", "desc", "roles[0]", "request_id"]);
 
     let mut req = key_req(DEMO_ORG_ID);
     req.roles.clear();
     req.desc.clear();
     let err = gw.client().create_api_key(req).await.unwrap_err();
-    let fields: Vec<_> = details(&err).bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    let fields: Vec<_> = details(&err)
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
     assert_eq!(fields, ["desc", "roles"]);
 
-    let err = gw.client().delete_link_token(delete_req("5f1a0c2b3d4e5f6a7b8c9d0")).await.unwrap_err();
+    let err = gw
+        .client()
+        .delete_link_token(delete_req("5f1a0c2b3d4e5f6a7b8c9d0"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(gw.emulator.counters().total_requests(), 0, "nothing reached Atlas");
+    assert_eq!(
+        gw.emulator.counters().total_requests(),
+        0,
+        "nothing reached Atlas"
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn profiles_are_chosen_per_call_and_unknown_ones_refused() {
     let gw = Gateway::start().await;
-    let req = with_meta(delete_req(DEMO_ORG_ID), &[("x-atlas-profile", "nope")], None);
+    let req = with_meta(
+        delete_req(DEMO_ORG_ID),
+        &[("x-atlas-profile", "nope")],
+        None,
+    );
     let err = gw.client().delete_link_token(req).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(reason(&err), "UNKNOWN_PROFILE");
-    assert_eq!(details(&err).bad_request().unwrap().field_violations[0].field, "x-atlas-profile");
+    assert_eq!(
+        details(&err).bad_request().unwrap().field_violations[0].field,
+        "x-atlas-profile"
+    );
     assert_eq!(gw.emulator.counters().total_requests(), 0);
     gw.stop().await;
 }
@@ -124,30 +211,52 @@ async fn policy_denies_roles_and_orgs_before_atlas() {
     .await;
     let mut req = key_req(DEMO_ORG_ID);
     req.roles = vec![OrgRole::OrgMember as i32, OrgRole::OrgOwner as i32];
-    let err = gw.client().create_api_key(with_meta(req, &[("x-atlas-profile", "restricted")], None)).await.unwrap_err();
+    let err = gw
+        .client()
+        .create_api_key(with_meta(req, &[("x-atlas-profile", "restricted")], None))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(reason(&err), "POLICY_DENIED");
     assert_eq!(meta(&err, "field").as_deref(), Some("roles"));
     assert!(err.message().contains("ORG_OWNER"), "{}", err.message());
 
-    let err = gw.client().create_link_token(link_req(OTHER_ORG)).await.unwrap_err();
+    let err = gw
+        .client()
+        .create_link_token(link_req(OTHER_ORG))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(reason(&err), "POLICY_DENIED");
     assert_eq!(meta(&err, "field").as_deref(), Some("org_id"));
     assert_eq!(gw.emulator.counters().total_requests(), 0);
 
     let ok = key_req(DEMO_ORG_ID);
-    gw.client().create_api_key(with_meta(ok, &[("x-atlas-profile", "restricted")], None)).await.unwrap();
+    gw.client()
+        .create_api_key(with_meta(ok, &[("x-atlas-profile", "restricted")], None))
+        .await
+        .unwrap();
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn request_id_metadata_is_echoed_everywhere() {
     let gw = Gateway::start().await;
-    let req = with_meta(link_req(DEMO_ORG_ID), &[("x-request-id", "caller-req-42")], None);
+    let req = with_meta(
+        link_req(DEMO_ORG_ID),
+        &[("x-request-id", "caller-req-42")],
+        None,
+    );
     let resp = gw.client().create_link_token(req).await.unwrap();
-    assert_eq!(resp.metadata().get("x-request-id").unwrap(), "caller-req-42");
-    let req = with_meta(link_req(OTHER_ORG), &[("x-request-id", "caller-req-43")], None);
+    assert_eq!(
+        resp.metadata().get("x-request-id").unwrap(),
+        "caller-req-42"
+    );
+    let req = with_meta(
+        link_req(OTHER_ORG),
+        &[("x-request-id", "caller-req-43")],
+        None,
+    );
     let err = gw.client().create_link_token(req).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "unknown org in Atlas");
     assert_eq!(err.metadata().get("x-request-id").unwrap(), "caller-req-43");
@@ -162,9 +271,22 @@ async fn request_id_makes_creates_idempotent() {
     let gw = Gateway::start().await;
     let mut req = key_req(DEMO_ORG_ID);
     req.request_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7".into();
-    let first = gw.client().create_api_key(req.clone()).await.unwrap().into_inner();
-    let again = gw.client().create_api_key(req.clone()).await.unwrap().into_inner();
-    assert_eq!(first.api_key.as_ref().unwrap().private_key, again.api_key.as_ref().unwrap().private_key);
+    let first = gw
+        .client()
+        .create_api_key(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = gw
+        .client()
+        .create_api_key(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.api_key.as_ref().unwrap().private_key,
+        again.api_key.as_ref().unwrap().private_key
+    );
     assert_eq!(gw.emulator.counters().api_keys_created, 1);
 
     req.desc = "another description".into();
@@ -175,7 +297,10 @@ async fn request_id_makes_creates_idempotent() {
     // Another profile is another key space.
     let mut other = key_req(DEMO_ORG_ID);
     other.request_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7".into();
-    gw.client().create_api_key(with_meta(other, &[("x-atlas-profile", "apikey")], None)).await.unwrap();
+    gw.client()
+        .create_api_key(with_meta(other, &[("x-atlas-profile", "apikey")], None))
+        .await
+        .unwrap();
     assert_eq!(gw.emulator.counters().api_keys_created, 2);
     gw.stop().await;
 }
@@ -183,16 +308,26 @@ async fn request_id_makes_creates_idempotent() {
 #[tokio::test]
 async fn concurrent_duplicates_wait_for_the_first_call() {
     let gw = Gateway::start().await;
-    gw.emulator.inject(Fault::new(Route::CreateLinkToken, FaultAction::Latency { millis: 300 }));
+    gw.emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 300 },
+    ));
     let mut req = link_req(DEMO_ORG_ID);
     req.request_id = "dup-1".into();
     let calls = (0..10).map(|_| {
         let mut c = gw.client();
         let r = req.clone();
-        tokio::spawn(async move { c.create_link_token(r).await.map(|r| r.into_inner().link_token) })
+        tokio::spawn(async move {
+            c.create_link_token(r)
+                .await
+                .map(|r| r.into_inner().link_token)
+        })
     });
     let tokens: Vec<String> = futures_join(calls).await;
-    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "all duplicates see the first result");
+    assert!(
+        tokens.windows(2).all(|w| w[0] == w[1]),
+        "all duplicates see the first result"
+    );
     assert_eq!(gw.emulator.counters().link_tokens_created, 1);
     gw.stop().await;
 }
@@ -211,7 +346,10 @@ where
 #[tokio::test]
 async fn overload_is_shed_with_resource_exhausted() {
     let gw = Gateway::start_with(Default::default(), |c| c.max_concurrency = 2).await;
-    gw.emulator.inject(Fault::new(Route::CreateApiKey, FaultAction::Latency { millis: 500 }));
+    gw.emulator.inject(Fault::new(
+        Route::CreateApiKey,
+        FaultAction::Latency { millis: 500 },
+    ));
     let slow: Vec<_> = (0..2)
         .map(|_| {
             let mut c = gw.client();
@@ -219,7 +357,11 @@ async fn overload_is_shed_with_resource_exhausted() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let err = gw.client().delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap_err();
+    let err = gw
+        .client()
+        .delete_link_token(delete_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(reason(&err), "GATEWAY_OVERLOADED");
     assert!(details(&err).retry_info().is_some());

@@ -8,13 +8,17 @@ use atlas_grpc_gateway::{
     config::Config,
     dev::dev_config,
     emulator::{Emulator, EmulatorConfig},
-    pb::{atlas_gateway_client::AtlasGatewayClient, CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, OrgRole},
+    pb::{
+        atlas_gateway_client::AtlasGatewayClient, CreateApiKeyRequest, CreateLinkTokenRequest,
+        DeleteLinkTokenRequest, OrgRole,
+    },
     server,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{transport::Channel, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+#[allow(unused_imports)]
 pub use atlas_grpc_gateway::emulator::{Fault, FaultAction, Route, DEMO_ORG_ID};
 
 pub const API_KEYS: &str = "POST /api/atlas/v2/orgs/{orgId}/apiKeys";
@@ -51,7 +55,13 @@ impl Gateway {
             .expect("serve");
         });
         let client = AtlasGatewayClient::new(channel(addr).await);
-        Gateway { emulator, addr, client, stop: Some(stop), task }
+        Gateway {
+            emulator,
+            addr,
+            client,
+            stop: Some(stop),
+            task,
+        }
     }
 
     pub fn client(&self) -> AtlasGatewayClient<Channel> {
@@ -78,11 +88,20 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 }
 
 pub fn link_req(org: &str) -> CreateLinkTokenRequest {
-    CreateLinkTokenRequest { org_id: org.into(), access_list_ips: vec!["203.0.113.7".into(), "10.0.0.0/8".into()], request_id: String::new() }
+    CreateLinkTokenRequest {
+        org_id: org.into(),
+        access_list_ips: vec!["203.0.113.7".into(), "10.0.0.0/8".into()],
+        request_id: String::new(),
+    }
 }
 
 pub fn key_req(org: &str) -> CreateApiKeyRequest {
-    CreateApiKeyRequest { org_id: org.into(), desc: "ci key".into(), roles: vec![OrgRole::OrgMember as i32], request_id: String::new() }
+    CreateApiKeyRequest {
+        org_id: org.into(),
+        desc: "ci key".into(),
+        roles: vec![OrgRole::OrgMember as i32],
+        request_id: String::new(),
+    }
 }
 
 pub fn delete_req(org: &str) -> DeleteLinkTokenRequest {
@@ -90,7 +109,11 @@ pub fn delete_req(org: &str) -> DeleteLinkTokenRequest {
 }
 
 /// A request with metadata (`key`, `value`) pairs and an optional deadline.
-pub fn with_meta<T>(msg: T, meta: &[(&'static str, &str)], timeout: Option<Duration>) -> Request<T> {
+pub fn with_meta<T>(
+    msg: T,
+    meta: &[(&'static str, &str)],
+    timeout: Option<Duration>,
+) -> Request<T> {
     let mut r = Request::new(msg);
     for (k, v) in meta {
         r.metadata_mut().insert(*k, v.parse().unwrap());
@@ -103,15 +126,21 @@ pub fn with_meta<T>(msg: T, meta: &[(&'static str, &str)], timeout: Option<Durat
 
 /// Decoded details, failing the test when they are malformed.
 pub fn details(s: &Status) -> ErrorDetails {
-    s.check_error_details().expect("well-formed google.rpc details")
+    s.check_error_details()
+        .expect("well-formed google.rpc details")
 }
 
 /// ErrorInfo reason of a status.
 pub fn reason(s: &Status) -> String {
-    details(s).error_info().map(|e| e.reason.clone()).unwrap_or_default()
+    details(s)
+        .error_info()
+        .map(|e| e.reason.clone())
+        .unwrap_or_default()
 }
 
 /// ErrorInfo metadata value.
 pub fn meta(s: &Status, key: &str) -> Option<String> {
-    details(s).error_info().and_then(|e| e.metadata.get(key).cloned())
+    details(s)
+        .error_info()
+        .and_then(|e| e.metadata.get(key).cloned())
 }

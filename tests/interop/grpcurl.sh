@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# grpcurl suite: what a human (or a shell script) sees with grpcurl 1.8.6 and server
+# reflection (v1alpha), no .proto files at hand. Run by tests/interop/run.sh, which sets:
+#   GATEWAY_ADDR   host:port of a SERVING gateway in front of the emulator
+#   ATLAS_ORG_ID   the emulator's demo org
+#   GRPCURL        the grpcurl binary (default: grpcurl on PATH)
+set -euo pipefail
+
+: "${GATEWAY_ADDR:?set GATEWAY_ADDR (host:port of the gateway)}"
+ORG="${ATLAS_ORG_ID:-5f1a0c2b3d4e5f6a7b8c9d0e}"
+GRPCURL="${GRPCURL:-grpcurl}"
+SVC="atlas.gateway.v1.AtlasGateway"
+
+PASSED=0
+FAILED=0
+OUT=""
+
+# g ARGS...: runs grpcurl, output (stdout and stderr) in $OUT, exit code in $RC.
+g() {
+  set +e
+  OUT="$("$GRPCURL" -plaintext -max-time 10 "$@" 2>&1)"
+  RC=$?
+  set -e
+}
+
+# check NAME EXPECTED_RC PATTERN...: every extended regex must match $OUT.
+check() {
+  local name="$1" want_rc="$2"
+  shift 2
+  local problems=()
+  if [[ "$want_rc" == "0" && "$RC" -ne 0 ]]; then
+    problems+=("exit code $RC, expected 0")
+  elif [[ "$want_rc" == "nonzero" && "$RC" -eq 0 ]]; then
+    problems+=("exit code 0, expected a failure")
+  fi
+  local pat
+  for pat in "$@"; do
+    if ! grep -Eq -- "$pat" <<<"$OUT"; then
+      problems+=("no match for /$pat/")
+    fi
+  done
+  if [[ ${#problems[@]} -eq 0 ]]; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $name"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $name" >&2
+    printf '       %s\n' "${problems[@]}" >&2
+    echo "------- grpcurl output -------" >&2
+    echo "$OUT" >&2
+    echo "------------------------------" >&2
+  fi
+}
+
+# --- reflection
+g "$GATEWAY_ADDR" list
+check "list shows the gateway and health services" 0 \
+  "^atlas\.gateway\.v1\.AtlasGateway$" "^grpc\.health\.v1\.Health$"
+
+g "$GATEWAY_ADDR" describe "$SVC"
+check "describe the service: three RPCs with their comments" 0 \
+  "rpc CreateLinkToken \( \.atlas\.gateway\.v1\.CreateLinkTokenRequest \) returns \( \.atlas\.gateway\.v1\.CreateLinkTokenResponse \)" \
+  "rpc DeleteLinkToken \( \.atlas\.gateway\.v1\.DeleteLinkTokenRequest \)" \
+  "rpc CreateApiKey \( \.atlas\.gateway\.v1\.CreateApiKeyRequest \)" \
+  "// Atlas: POST /api/atlas/v2/orgs/\{orgId\}/apiKeys"
+
+g "$GATEWAY_ADDR" describe atlas.gateway.v1.CreateLinkTokenRequest
+check "describe a request: field comments" 0 \
+  "// IP address access list entries associated with the migration" \
+  "repeated string access_list_ips = 2;" "Must match \^\[a-f0-9\]\{24\}\\$"
+
+g "$GATEWAY_ADDR" describe atlas.gateway.v1.OrgRole
+check "describe the role enum: Atlas spellings" 0 "ORG_MEMBER = 2;" "ORG_READ_ONLY = 7;"
+
+# --- the three RPCs, JSON in and out
+g -d "{\"org_id\":\"$ORG\",\"access_list_ips\":[\"203.0.113.7\",\"10.0.0.0/8\"]}" \
+  "$GATEWAY_ADDR" "$SVC/CreateLinkToken"
+check "CreateLinkToken returns a link token" 0 '"linkToken": "[^"]+"'
+
+g -d "{\"org_id\":\"$ORG\"}" "$GATEWAY_ADDR" "$SVC/DeleteLinkToken"
+check "DeleteLinkToken after create returns {}" 0 '^\{[[:space:]]*$'
+if [[ "$(tr -d '[:space:]' <<<"$OUT")" != "{}" ]]; then
+  FAILED=$((FAILED + 1))
+  echo "FAIL DeleteLinkToken output is exactly {}: got: $OUT" >&2
+fi
+
+g -v -H "x-request-id: grpcurl-interop-1" \
+  -d "{\"org_id\":\"$ORG\",\"desc\":\"grpcurl interop\",\"roles\":[\"ORG_MEMBER\"]}" \
+  "$GATEWAY_ADDR" "$SVC/CreateApiKey"
+check "CreateApiKey returns the key, x-request-id echoed" 0 \
+  '"privateKey": "[^"]+"' '"publicKey": "[a-z]{8}"' '"roleName": "ORG_MEMBER"' \
+  '"rel": "self"' "^x-request-id: grpcurl-interop-1$"
+
+g -H "x-atlas-profile: apikey" \
+  -d "{\"org_id\":\"$ORG\",\"desc\":\"digest key\",\"roles\":[\"ORG_READ_ONLY\"]}" \
+  "$GATEWAY_ADDR" "$SVC/CreateApiKey"
+check "CreateApiKey with the apikey (Digest) profile" 0 '"privateKey": "[^"]+"' '"roleName": "ORG_READ_ONLY"'
+
+# --- errors, with details decoded through reflection
+g -d '{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}' "$GATEWAY_ADDR" "$SVC/CreateLinkToken"
+check "invalid request: InvalidArgument with BadRequest and ErrorInfo" nonzero \
+  "Code: InvalidArgument" "google\.rpc\.BadRequest" '"field":"org_id"' \
+  '"field":"access_list_ips\[1\]"' "google\.rpc\.ErrorInfo" '"reason":"INVALID_REQUEST"' \
+  "google\.rpc\.RequestInfo"
+
+g -d "{\"org_id\":\"$ORG\"}" "$GATEWAY_ADDR" "$SVC/DeleteLinkToken"
+check "DeleteLinkToken without a link: NotFound, Atlas errorCode as reason" nonzero \
+  "Code: NotFound" '"reason":"UNEXPECTED_ERROR"' '"http_status":"404"'
+
+g -H "x-atlas-profile: restricted" \
+  -d "{\"org_id\":\"$ORG\",\"desc\":\"x\",\"roles\":[\"ORG_OWNER\"]}" "$GATEWAY_ADDR" "$SVC/CreateApiKey"
+check "restricted profile: PermissionDenied POLICY_DENIED" nonzero \
+  "Code: PermissionDenied" '"reason":"POLICY_DENIED"'
+
+# --- health
+g "$GATEWAY_ADDR" grpc.health.v1.Health/Check
+check "health check: SERVING" 0 '"status": "SERVING"'
+
+g -d "{\"service\":\"$SVC\"}" "$GATEWAY_ADDR" grpc.health.v1.Health/Check
+check "health check of the gateway service: SERVING" 0 '"status": "SERVING"'
+
+echo "grpcurl: $PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
