@@ -129,6 +129,13 @@ class InteropTest(unittest.TestCase):
     def tearDown(self):
         emulator("DELETE", "/__emulator/faults")
 
+    def ensure_no_link(self):
+        """Deletes the demo org's link if a previous test left one."""
+        try:
+            self.stub.DeleteLinkToken(self.pb2.DeleteLinkTokenRequest(org_id=ORG), timeout=10)
+        except grpc.RpcError as err:
+            self.assertEqual(err.code(), grpc.StatusCode.NOT_FOUND, err.details())
+
     # ------------------------------------------------------------------ the RPCs
     def test_create_link_token_returns_token_and_request_id(self):
         rid = f"py-{uuid.uuid4()}"
@@ -262,6 +269,7 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(md(err, "x-request-id"), "py-rate-limited")
 
     def test_delete_without_link_is_not_found(self):
+        self.ensure_no_link()
         rid = f"py-{uuid.uuid4()}"
         with self.assertRaises(grpc.RpcError) as cm:
             self.stub.DeleteLinkToken(
@@ -334,6 +342,7 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(d["RetryInfo"].retry_delay.seconds, 30)
 
     def test_messages_never_leak_the_secret(self):
+        self.ensure_no_link()
         with self.assertRaises(grpc.RpcError) as cm:
             self.stub.DeleteLinkToken(self.pb2.DeleteLinkTokenRequest(org_id=ORG), timeout=10)
         status, _ = details_of(cm.exception)

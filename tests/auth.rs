@@ -1,0 +1,336 @@
+//! Authentication to Atlas through the real gateway: OAuth token caching (single
+//! flight, refresh, 401 → refresh → retry, token-endpoint failures) and HTTP Digest.
+mod common;
+
+use std::time::Duration;
+
+use atlas_grpc_gateway::{
+    config::Credentials,
+    emulator::{DigestAlgorithm, EmulatorConfig},
+    secret::Secret,
+};
+use common::*;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_calls_on_a_cold_cache_make_one_token_request() {
+    let gw = Gateway::start_with(Default::default(), |c| c.max_concurrency = 1000).await;
+    gw.emulator.inject(Fault::new(
+        Route::Token,
+        FaultAction::Latency { millis: 200 },
+    ));
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            let mut c = gw.client();
+            tokio::spawn(async move { c.delete_link_token(delete_req(DEMO_ORG_ID)).await })
+        })
+        .collect();
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "reached Atlas: {err:?}");
+    }
+    let c = gw.emulator.counters();
+    assert_eq!(c.token_requests, 1, "single flight");
+    assert_eq!(
+        c.requests_for(
+            "DELETE",
+            "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
+        ),
+        500
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_refreshed_before_they_expire() {
+    let emu = EmulatorConfig {
+        token_lifetime: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(emu, |_| {}).await;
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    assert_eq!(gw.emulator.counters().tokens_issued, 1, "cached");
+    // Past the refresh point (lifetime - 10%): a background refresh, callers keep going.
+    tokio::time::sleep(Duration::from_millis(1850)).await;
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    let c = gw.emulator.counters();
+    assert_eq!(c.tokens_issued, 2, "refreshed once");
+    assert_eq!(c.unauthorized, 0, "never used an expired token");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_401_on_a_cached_token_refreshes_once_and_retries() {
+    let gw = Gateway::start().await;
+    gw.client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    gw.emulator.revoke_tokens();
+    gw.client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    let c = gw.emulator.counters();
+    assert_eq!(
+        (c.tokens_issued, c.unauthorized, c.api_keys_created),
+        (2, 1, 2)
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_that_die_early_clock_skew_are_recovered_by_the_401_path() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::once(
+        Route::Token,
+        FaultAction::ShortTokens { actual_secs: 1 },
+    ));
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    let c = gw.emulator.counters();
+    assert_eq!(
+        (c.tokens_issued, c.unauthorized, c.link_tokens_created),
+        (2, 1, 2)
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_persistent_401_is_unauthenticated_after_one_refresh() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::new(
+        Route::CreateApiKey,
+        FaultAction::error(401, "UNAUTHORIZED"),
+    ));
+    let err = gw
+        .client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(reason(&err), "UNAUTHORIZED");
+    assert!(
+        err.message().contains("refused the gateway's credentials"),
+        "{}",
+        err.message()
+    );
+    let c = gw.emulator.counters();
+    assert_eq!(
+        (
+            c.tokens_issued,
+            c.requests_for("POST", "/api/atlas/v2/orgs/{orgId}/apiKeys")
+        ),
+        (2, 2)
+    );
+    gw.stop().await;
+}
+
+fn wrong_secret(c: &mut atlas_grpc_gateway::config::Config) {
+    let p = c.profiles.get_mut("default").unwrap();
+    p.credentials = Credentials::ServiceAccount {
+        client_id: atlas_grpc_gateway::emulator::DEMO_CLIENT_ID.into(),
+        client_secret: Secret::new("wrong-secret-value"),
+    };
+}
+
+#[tokio::test]
+async fn refused_credentials_are_unauthenticated_without_the_secret() {
+    let gw = Gateway::start_with(Default::default(), wrong_secret).await;
+    let err = gw
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(reason(&err), "ATLAS_CREDENTIALS_REJECTED");
+    assert!(err.message().contains("MONGODB_ATLAS_CLIENT_SECRET"));
+    assert!(!format!("{err:?}").contains("wrong-secret-value"));
+    assert_eq!(
+        gw.emulator.counters().total_requests(),
+        1,
+        "only the token request"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_down_slow_or_rate_limited() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::once(
+        Route::Token,
+        FaultAction::error(503, "SERVICE_UNAVAILABLE"),
+    ));
+    let err = gw
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "TOKEN_ENDPOINT_UNAVAILABLE");
+
+    gw.emulator.inject(Fault::once(
+        Route::Token,
+        FaultAction::error_with_retry_after(429, "RATE_LIMITED", "30"),
+    ));
+    let err = gw
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&err), "TOKEN_ENDPOINT_RATE_LIMITED");
+    assert_eq!(
+        details(&err).retry_info().unwrap().retry_delay,
+        Some(Duration::from_secs(30))
+    );
+
+    gw.emulator
+        .inject(Fault::once(Route::Token, FaultAction::Reset));
+    let err = gw
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "TOKEN_ENDPOINT_UNAVAILABLE");
+
+    gw.emulator.inject(Fault::once(
+        Route::Token,
+        FaultAction::Latency { millis: 2000 },
+    ));
+    let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_millis(300)));
+    let err = gw.client().create_link_token(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+
+    // The endpoint is back: calls succeed again.
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_background_refresh_keeps_serving_the_valid_token() {
+    let emu = EmulatorConfig {
+        token_lifetime: Duration::from_secs(4),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(emu, |_| {}).await;
+    gw.client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    gw.emulator.inject(Fault::new(
+        Route::Token,
+        FaultAction::error_with_retry_after(429, "RATE_LIMITED", "60"),
+    ));
+    // Refresh point 3.4 s (lifetime - skew - 10%), eviction 3.8 s.
+    tokio::time::sleep(Duration::from_millis(3450)).await;
+    for _ in 0..3 {
+        gw.client()
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await
+            .unwrap();
+    }
+    let c = gw.emulator.counters();
+    assert_eq!(
+        c.token_requests, 2,
+        "one failed refresh, then backoff: no request per call"
+    );
+    assert_eq!(c.link_tokens_created, 4);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn digest_sha256_and_stale_nonces() {
+    let emu = EmulatorConfig {
+        digest_algorithm: DigestAlgorithm::Sha256,
+        nonce_lifetime: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(emu, |_| {}).await;
+    let call = || {
+        with_meta(
+            delete_req(DEMO_ORG_ID),
+            &[("x-atlas-profile", "apikey")],
+            None,
+        )
+    };
+    assert_eq!(
+        gw.client()
+            .delete_link_token(call())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        gw.client()
+            .delete_link_token(call())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(gw.emulator.counters().digest_challenges, 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        gw.client()
+            .delete_link_token(call())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound,
+        "stale nonce renewed"
+    );
+    let c = gw.emulator.counters();
+    assert_eq!(c.digest_challenges, 2);
+    assert_eq!(c.unauthorized, 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_unauthenticated() {
+    let gw = Gateway::start_with(Default::default(), |c| {
+        let p = c.profiles.get_mut("apikey").unwrap();
+        p.credentials = Credentials::ApiKey {
+            public_key: "demopubk".into(),
+            private_key: Secret::new("not-the-key"),
+        };
+    })
+    .await;
+    let req = with_meta(key_req(DEMO_ORG_ID), &[("x-atlas-profile", "apikey")], None);
+    let err = gw.client().create_api_key(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("refused the gateway's credentials"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(gw.emulator.counters().api_keys_created, 0);
+    gw.stop().await;
+}
