@@ -127,6 +127,9 @@ fn insert_request_id(md: &mut MetadataMap, id: &str) {
 
 /// Parses the `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n).
 pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if !v.is_ascii() {
+        return None;
+    }
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -214,7 +214,7 @@ for suite in $SUITES; do
       run_suite python "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
         "$HERE/python/test_interop.py"
       ;;
-    node) run_suite node bash -c 'cd "$1" && node --test test.js' _ "$HERE/node" ;;
+    node) run_suite node bash -c 'cd "$1" && node --test --test-reporter=spec test.js' _ "$HERE/node" ;;
     *) die "unknown suite $suite (known: grpcurl python node)" ;;
   esac
 done
