@@ -102,7 +102,8 @@ fn named_profiles_with_policy() {
 
 #[test]
 fn bad_configuration_is_one_clear_line_without_secrets() {
-    let cases: Vec<(Option<&str>, &[(&str, &str)], &str)> = vec![
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: Vec<Case> = vec![
         (None, &[], "has no Atlas credentials"),
         (None, &[("MONGODB_ATLAS_CLIENT_ID", "x")], "no client secret"),
         (None, &[("MONGODB_ATLAS_CLIENT_SECRET", "s3cret")], "no client id"),
