@@ -2,21 +2,22 @@
 //! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS and caller bearer
 //! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period).
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     service::interceptor::InterceptedService,
     transport::{Certificate, Identity, Server, ServerTlsConfig},
-    Request, Status,
+    Code, Request, Status,
 };
 use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     atlas::client::AtlasClient,
     config::Config,
-    grpc::service::GatewayService,
+    grpc::{service::GatewayService, status::GATEWAY_DOMAIN},
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
     secret::Secret,
 };
@@ -148,8 +149,10 @@ impl tonic::service::Interceptor for CallerAuth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match presented {
-            None => Err(Status::unauthenticated(
+            None => Err(caller_refused(
+                Code::Unauthenticated,
                 "this gateway requires a caller token: send metadata authorization: Bearer <token>",
+                "CALLER_UNAUTHENTICATED",
             )),
             Some(t)
                 if self
@@ -159,11 +162,18 @@ impl tonic::service::Interceptor for CallerAuth {
             {
                 Ok(req)
             }
-            Some(_) => Err(Status::permission_denied(
+            Some(_) => Err(caller_refused(
+                Code::PermissionDenied,
                 "the caller token is not on this gateway's allow-list",
+                "CALLER_NOT_ALLOWED",
             )),
         }
     }
+}
+
+fn caller_refused(code: Code, message: &str, reason: &str) -> Status {
+    let details = ErrorDetails::with_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

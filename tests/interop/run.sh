@@ -96,7 +96,9 @@ setup_python() {
     return
   fi
   log "creating python venv $VENV"
-  "$PYTHON" -m venv "$VENV"
+  rm -f "$stamp"
+  "$PYTHON" -m venv "$VENV" ||
+    die "'$PYTHON -m venv' failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"
 }
@@ -110,6 +112,7 @@ setup_node() {
     return
   fi
   log "npm ci in tests/interop/node"
+  command -v npm >/dev/null || die "npm not found: install Node.js 20+ and npm"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 }
@@ -207,6 +210,8 @@ run_suite() {
   fi
 }
 
+run_node() { (cd "$HERE/node" && node --test --test-reporter=spec test.js); }
+
 for suite in $SUITES; do
   case "$suite" in
     grpcurl) run_suite grpcurl bash "$HERE/grpcurl.sh" ;;
@@ -214,7 +219,7 @@ for suite in $SUITES; do
       run_suite python "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
         "$HERE/python/test_interop.py"
       ;;
-    node) run_suite node bash -c 'cd "$1" && node --test --test-reporter=spec test.js' _ "$HERE/node" ;;
+    node) run_suite node run_node ;;
     *) die "unknown suite $suite (known: grpcurl python node)" ;;
   esac
 done
