@@ -1,0 +1,314 @@
+//! The binary as an operator runs it: signals and graceful drain, `healthcheck`, bad
+//! configuration, `--check-config`, and a trace-level run whose logs must not contain
+//! any secret.
+mod common;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use atlas_grpc_gateway::{
+    emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY},
+    pb::atlas_gateway_client::AtlasGatewayClient,
+};
+use common::*;
+use tonic::Code;
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The gateway command; stderr goes to a file (a pipe nobody reads would block the child).
+fn gateway_cmd(emulator: &Emulator, addr: std::net::SocketAddr, log: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .env_clear()
+        .env("MONGODB_ATLAS_BASE_URL", emulator.base_url())
+        .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
+        .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+        .env("ATLAS_GATEWAY_LISTEN", addr.to_string())
+        .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    cmd
+}
+
+fn log_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.log");
+    (dir, path)
+}
+
+async fn wait_serving(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            if let Ok(r) = HealthClient::new(ch)
+                .check(HealthCheckRequest::default())
+                .await
+            {
+                if r.into_inner().status == 1 {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+async fn wait_exit(mut child: Child, log: &std::path::Path) -> (std::process::ExitStatus, String) {
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let addr = free_addr();
+    let (_dir, log) = log_file();
+    let child = gateway_cmd(&emulator, addr, &log).spawn().unwrap();
+    wait_serving(addr).await;
+    emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 800 },
+    ));
+    let ch = channel(addr).await;
+    let mut watch = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest {
+            service: "atlas.gateway.v1.AtlasGateway".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status, 1, "SERVING");
+    let mut client = AtlasGatewayClient::new(ch);
+    let in_flight =
+        tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&child, "-TERM");
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        2,
+        "NOT_SERVING while draining"
+    );
+    let resp = in_flight.await.unwrap();
+    assert!(resp.is_ok(), "the in-flight call finished: {resp:?}");
+    let (status, _) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 10_000 },
+    ));
+    let addr = free_addr();
+    let (_dir, log) = log_file();
+    let child = gateway_cmd(&emulator, addr, &log)
+        .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "30s")
+        .spawn()
+        .unwrap();
+    wait_serving(addr).await;
+    let mut client = AtlasGatewayClient::new(channel(addr).await);
+    let _stuck = tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    signal(&child, "-INT");
+    let (status, stderr) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_exit_codes() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let addr = free_addr();
+    let (_dir, log) = log_file();
+    let mut child = gateway_cmd(&emulator, addr, &log).spawn().unwrap();
+    wait_serving(addr).await;
+    let unspecified = format!("0.0.0.0:{}", addr.port());
+    let run = |a: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["healthcheck", "--addr", &a])
+                .env_clear()
+                .output()
+                .unwrap()
+        })
+    };
+    assert_eq!(run(addr.to_string()).await.unwrap().status.code(), Some(0));
+    assert_eq!(
+        run(unspecified).await.unwrap().status.code(),
+        Some(0),
+        "0.0.0.0 means loopback"
+    );
+    assert_eq!(
+        run(free_addr().to_string()).await.unwrap().status.code(),
+        Some(1)
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn bad_configuration_stops_at_start_with_one_line() {
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("MONGODB_ATLAS_CLIENT_SECRET", "top-secret-value")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no client id") && stderr.contains("MONGODB_ATLAS_CLIENT_ID"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("top-secret-value"));
+}
+
+#[test]
+fn check_config_prints_the_effective_config_redacted() {
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config", "--api-version", "2023-01-01"])
+        .env_clear()
+        .env("MONGODB_ATLAS_CLIENT_ID", "mdb_sa_id_x")
+        .env("MONGODB_ATLAS_CLIENT_SECRET", "top-secret-value")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["profiles"]["default"]["credentials"]["client_secret"],
+        "[REDACTED]"
+    );
+    assert_eq!(
+        v["profiles"]["default"]["credentials"]["client_id"],
+        "mdb_sa_id_x"
+    );
+    assert!(!stdout.contains("top-secret-value"));
+}
+
+#[tokio::test]
+async fn no_secret_in_trace_level_logs_through_every_path() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let addr = free_addr();
+    let (_dir, log) = log_file();
+    let child = gateway_cmd(&emulator, addr, &log)
+        .env("RUST_LOG", "trace")
+        .env("MONGODB_ATLAS_PUBLIC_API_KEY", DEMO_PUBLIC_KEY)
+        .env("MONGODB_ATLAS_PRIVATE_API_KEY", DEMO_PRIVATE_KEY)
+        .spawn()
+        .unwrap();
+    wait_serving(addr).await;
+    let mut c = AtlasGatewayClient::new(channel(addr).await);
+    let mut minted = Vec::new();
+    let link = c
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap()
+        .into_inner()
+        .link_token;
+    minted.push(link);
+    let key = c
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    minted.push(key.private_key);
+    c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    assert_eq!(
+        c.delete_link_token(delete_req(DEMO_ORG_ID))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        c.create_api_key(key_req("bad")).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    emulator.revoke_tokens();
+    c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+    for action in [
+        FaultAction::error(429, "RATE_LIMITED"),
+        FaultAction::Html { status: 502 },
+        FaultAction::Truncated { status: 200 },
+        FaultAction::Reset,
+    ] {
+        emulator.clear_faults();
+        emulator.inject(Fault::new(Route::CreateApiKey, action));
+        assert!(c.create_api_key(key_req(DEMO_ORG_ID)).await.is_err());
+    }
+    emulator.clear_faults();
+    emulator.inject(Fault::once(
+        Route::Token,
+        FaultAction::error(401, "invalid_client"),
+    ));
+    emulator.revoke_tokens();
+    assert!(c.create_api_key(key_req(DEMO_ORG_ID)).await.is_err());
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        logs.len() > 10_000,
+        "trace logs were captured ({} bytes)",
+        logs.len()
+    );
+    for secret in [DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(minted)
+    {
+        assert!(
+            !logs.contains(&secret),
+            "secret {secret:.6}... leaked into logs"
+        );
+    }
+    assert!(
+        !logs.contains("Bearer "),
+        "an access token leaked into logs"
+    );
+    assert!(
+        !logs.contains("Basic "),
+        "client credentials leaked into logs"
+    );
+}
