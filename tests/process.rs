@@ -312,3 +312,48 @@ async fn no_secret_in_trace_level_logs_through_every_path() {
         "client credentials leaked into logs"
     );
 }
+
+#[tokio::test]
+async fn prometheus_metrics_on_their_own_port() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let (addr, metrics) = (free_addr(), free_addr());
+    let (_dir, log) = log_file();
+    let mut child = gateway_cmd(&emulator, addr, &log)
+        .env("ATLAS_GATEWAY_METRICS_LISTEN", metrics.to_string())
+        .spawn()
+        .unwrap();
+    wait_serving(addr).await;
+    let mut c = AtlasGatewayClient::new(channel(addr).await);
+    c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+    c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+    assert!(c.delete_link_token(delete_req("bad")).await.is_err());
+    emulator.inject(Fault::once(
+        Route::DeleteLinkToken,
+        FaultAction::error(503, "SERVICE_UNAVAILABLE"),
+    ));
+    c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    for expected in [
+        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok"} 2"#,
+        r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument"} 1"#,
+        r#"atlas_gateway_token_fetches_total{profile="default",outcome="ok"} 1"#,
+        // Cache hits per upstream attempt: 2nd create, delete, its retry.
+        r#"atlas_gateway_token_cache_hits_total{profile="default"} 3"#,
+        r#"atlas_gateway_upstream_retries_total{operation="deleteOrgLiveMigrationLinkTokens",reason="503"} 1"#,
+        "atlas_gateway_upstream_duration_seconds_bucket{operation=\"createOrgLiveMigrationLinkToken\",status=\"201\",le=",
+        "atlas_gateway_in_flight_calls",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    assert!(!text.contains(DEMO_ORG_ID), "no org ids in labels");
+    assert!(!text.contains(DEMO_CLIENT_SECRET));
+}

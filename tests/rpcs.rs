@@ -100,6 +100,37 @@ async fn create_api_key_returns_the_whole_key() {
         "Debug redacts the private key"
     );
     assert_eq!(gw.emulator.counters().api_keys_created, 1);
+    let sent = &gw.emulator.recorded()[0];
+    assert_eq!(
+        sent.path_and_query,
+        format!("/api/atlas/v2/orgs/{DEMO_ORG_ID}/apiKeys")
+    );
+    let body: serde_json::Value = serde_json::from_str(&sent.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"desc": "ci key", "roles": ["ORG_MEMBER"]})
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn api_version_flag_sets_the_media_type() {
+    let gw = Gateway::start_with(Default::default(), |c| c.api_version = "2024-05-30".into()).await;
+    let err = gw
+        .client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "the emulator knows only 2023-01-01: 406"
+    );
+    assert_eq!(reason(&err), "INVALID_VERSION_DATE");
+    assert_eq!(
+        gw.emulator.recorded()[0].accept.as_deref(),
+        Some("application/vnd.atlas.2024-05-30+json")
+    );
     gw.stop().await;
 }
 
@@ -119,6 +150,14 @@ async fn digest_profile_handshakes_once_then_reuses_the_nonce() {
     );
     assert_eq!(c.api_keys_created, 5);
     assert_eq!(c.token_requests, 0, "no OAuth for the API-key profile");
+    let auth: Vec<_> = gw
+        .emulator
+        .recorded()
+        .iter()
+        .map(|r| r.authorization.clone())
+        .collect();
+    assert_eq!(auth[0], None, "first request meets the challenge");
+    assert!(auth[1..].iter().all(|a| a.as_deref() == Some("Digest")));
     gw.stop().await;
 }
 

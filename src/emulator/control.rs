@@ -28,6 +28,22 @@ use super::faults::Fault;
 use super::response::{json_response, mark_emulated, JSON};
 use super::state::Shared;
 
+/// One received Atlas API request (not token or control requests), as tests assert it.
+/// `authorization` keeps only the scheme (`Bearer`, `Digest`), never the credential.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path_and_query: String,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+/// How many recent requests are kept.
+pub const RECORDED_MAX: usize = 100;
+
 /// What the emulator received, for tests to assert on upstream traffic.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]

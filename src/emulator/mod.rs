@@ -44,7 +44,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cli::{run, EmulatorArgs};
-pub use control::Counters;
+pub use control::{Counters, RecordedRequest};
 pub use faults::{Fault, FaultAction, Route};
 
 /// Organization that exists in the default configuration; the demo credentials own it.
@@ -161,6 +161,11 @@ impl Emulator {
     /// A snapshot of what the emulator has received so far.
     pub fn counters(&self) -> Counters {
         self.shared.lock().counters.clone()
+    }
+
+    /// The most recent Atlas API requests received, oldest first (at most 100).
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().recorded.iter().cloned().collect()
     }
 
     /// Adds a fault rule (checked after the ones already there).

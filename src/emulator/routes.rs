@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::auth::{self, media_type};
 use super::bodies::{api_key_request, is_org_id, link_token_request};
-use super::control;
+use super::control::{self, RecordedRequest, RECORDED_MAX};
 use super::faults::{self, Outcome, Route};
 use super::response::{
     random_b64, random_hex, raw_response, stamp, versioned_json, ApiError, VERSIONED,
@@ -155,6 +155,7 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
     if op == Op::Token {
         return auth::token_endpoint(shared, &parts.headers, &body, short_token_secs);
     }
+    record(shared, &parts, &body);
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -181,6 +182,36 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
         Op::DeleteLinkToken => delete_link_token(shared, &org),
         _ => create_api_key(shared, &org, &body),
     }
+}
+
+/// Keeps the request (credentials reduced to their scheme) for tests to inspect.
+fn record(shared: &Shared, parts: &http::request::Parts, body: &[u8]) {
+    let header = |name: http::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let entry = RecordedRequest {
+        method: parts.method.to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        accept: header(http::header::ACCEPT),
+        content_type: header(http::header::CONTENT_TYPE),
+        user_agent: header(http::header::USER_AGENT),
+        authorization: header(http::header::AUTHORIZATION)
+            .map(|v| v.split(' ').next().unwrap_or_default().to_string()),
+        body: String::from_utf8_lossy(body).into_owned(),
+    };
+    let mut inner = shared.lock();
+    if inner.recorded.len() >= RECORDED_MAX {
+        inner.recorded.pop_front();
+    }
+    inner.recorded.push_back(entry);
 }
 
 /// Reads at most [`MAX_REQUEST_BODY`] bytes. Above that it discards the rest (up to

@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     /// Orgs that currently have a live-migration link.
     pub links: HashSet<String>,
     pub api_keys: Vec<StoredApiKey>,
+    /// The most recent Atlas API requests (at most `control::RECORDED_MAX`).
+    pub recorded: std::collections::VecDeque<super::control::RecordedRequest>,
     rate_window: Option<(Instant, u32)>,
 }
 
