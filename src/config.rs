@@ -117,49 +117,58 @@ mod secs {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// gRPC listen address (loopback by default: a sidecar is reached over localhost).
-    #[arg(long, env = "ATLAS_GATEWAY_LISTEN")]
+    #[arg(long, env = "ATLAS_GATEWAY_LISTEN", hide_env_values = true)]
     pub listen: Option<SocketAddr>,
     /// Prometheus /metrics listen address, or "off".
-    #[arg(long, env = "ATLAS_GATEWAY_METRICS_LISTEN")]
+    #[arg(long, env = "ATLAS_GATEWAY_METRICS_LISTEN", hide_env_values = true)]
     pub metrics_listen: Option<String>,
     /// Optional TOML file with settings and named profiles.
-    #[arg(long, env = "ATLAS_GATEWAY_CONFIG")]
+    #[arg(long, env = "ATLAS_GATEWAY_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Log format (filter with RUST_LOG).
-    #[arg(long, env = "ATLAS_GATEWAY_LOG_FORMAT", value_enum)]
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_LOG_FORMAT",
+        value_enum,
+        hide_env_values = true
+    )]
     pub log_format: Option<LogFormat>,
     /// Atlas base URL.
-    #[arg(long = "atlas-base-url", env = "MONGODB_ATLAS_BASE_URL")]
+    #[arg(
+        long = "atlas-base-url",
+        env = "MONGODB_ATLAS_BASE_URL",
+        hide_env_values = true
+    )]
     pub base_url: Option<String>,
     /// OAuth token URL (default {base}/api/oauth/token).
-    #[arg(long, env = "MONGODB_ATLAS_TOKEN_URL")]
+    #[arg(long, env = "MONGODB_ATLAS_TOKEN_URL", hide_env_values = true)]
     pub token_url: Option<String>,
     /// Atlas API version, sent as application/vnd.atlas.{version}+json.
-    #[arg(long, env = "ATLAS_GATEWAY_API_VERSION")]
+    #[arg(long, env = "ATLAS_GATEWAY_API_VERSION", hide_env_values = true)]
     pub api_version: Option<String>,
     /// Service account client id (the secret comes only from MONGODB_ATLAS_CLIENT_SECRET).
-    #[arg(long, env = "MONGODB_ATLAS_CLIENT_ID")]
+    #[arg(long, env = "MONGODB_ATLAS_CLIENT_ID", hide_env_values = true)]
     pub client_id: Option<String>,
     /// Grace period for in-flight calls at shutdown (e.g. 20s).
-    #[arg(long, env = "ATLAS_GATEWAY_SHUTDOWN_GRACE")]
+    #[arg(long, env = "ATLAS_GATEWAY_SHUTDOWN_GRACE", hide_env_values = true)]
     pub shutdown_grace: Option<String>,
     /// How long a request_id is remembered for idempotent retries (e.g. 10m).
-    #[arg(long, env = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW")]
+    #[arg(long, env = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW", hide_env_values = true)]
     pub idempotency_window: Option<String>,
     /// Upstream timeout when the caller sets no deadline (e.g. 30s).
-    #[arg(long, env = "ATLAS_GATEWAY_REQUEST_TIMEOUT")]
+    #[arg(long, env = "ATLAS_GATEWAY_REQUEST_TIMEOUT", hide_env_values = true)]
     pub request_timeout: Option<String>,
     /// Maximum concurrent gRPC calls before shedding load.
-    #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY")]
+    #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY", hide_env_values = true)]
     pub max_concurrency: Option<usize>,
     /// TLS certificate (PEM) for the gRPC listener.
-    #[arg(long, env = "ATLAS_GATEWAY_TLS_CERT")]
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CERT", hide_env_values = true)]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the gRPC listener.
-    #[arg(long, env = "ATLAS_GATEWAY_TLS_KEY")]
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_KEY", hide_env_values = true)]
     pub tls_key: Option<PathBuf>,
     /// CA bundle (PEM) that caller certificates must chain to (enables mTLS).
-    #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA")]
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA", hide_env_values = true)]
     pub tls_client_ca: Option<PathBuf>,
     /// Validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
@@ -491,12 +500,17 @@ fn build_profile(
 
 fn check_url(what: &str, url: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim_end_matches('/');
+    // Never echo a value that may carry credentials (user:password@host).
+    let shown = if url.contains('@') { "<redacted>" } else { url };
     match reqwest::Url::parse(trimmed) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => err(format!(
+            "{what} must not contain credentials; use the MONGODB_ATLAS_* credential variables"
+        )),
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
             Ok(trimmed.to_string())
         }
         _ => err(format!(
-            "{what} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {url:?})"
+            "{what} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown:?})"
         )),
     }
 }

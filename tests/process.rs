@@ -357,3 +357,41 @@ async fn prometheus_metrics_on_their_own_port() {
     assert!(!text.contains(DEMO_ORG_ID), "no org ids in labels");
     assert!(!text.contains(DEMO_CLIENT_SECRET));
 }
+
+#[test]
+fn help_and_errors_never_show_credential_values() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["dev", "--help"],
+        &["serve", "--listen", "nope"],
+        &["healthcheck", "--addr", "x"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("MONGODB_ATLAS_CLIENT_ID", "client-id-value-123")
+            .env("MONGODB_ATLAS_CLIENT_SECRET", "client-secret-value-456")
+            .env("MONGODB_ATLAS_PRIVATE_API_KEY", "private-key-value-789")
+            .env(
+                "MONGODB_ATLAS_BASE_URL",
+                "https://user:pw-in-url@cloud.example",
+            )
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.is_empty());
+        for secret in [
+            "client-id-value-123",
+            "client-secret-value-456",
+            "private-key-value-789",
+            "pw-in-url",
+        ] {
+            assert!(!all.contains(secret), "{args:?} printed {secret}: {all}");
+        }
+    }
+}

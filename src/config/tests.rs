@@ -112,6 +112,8 @@ fn bad_configuration_is_one_clear_line_without_secrets() {
         (Some("nope = 1"), SA, "unknown field"),
         (Some("api_version = \"v2\""), SA, "--api-version"),
         (Some("base_url = \"ftp://x\""), SA, "http(s) URL"),
+        (Some("base_url = \"https://u:s3cret@x\""), SA, "must not contain credentials"),
+        (Some("base_url = \"ht!tp://u:s3cret@\""), SA, "<redacted>"),
         (Some("shutdown_grace = \"soon\""), SA, "shutdown_grace"),
         (Some("max_concurrency = 0"), SA, "max_concurrency"),
         (Some("default_profile = \"x\""), SA, "default_profile"),
