@@ -123,19 +123,30 @@ impl GatewayService {
     }
 }
 
-/// Idempotency key and request fingerprint (the request without its request_id).
-fn idempotency_key<M: Message + Clone>(
+/// Runs a create at most once per `request_id` (AIP-155); without one, just runs it.
+/// The fingerprint is the request without its request_id.
+async fn once<M, T, Fut>(
     call: &Call,
+    cache: &IdempotencyCache<T>,
     request_id: &str,
     msg: &M,
-    clear: impl FnOnce(&mut M),
-) -> (String, Vec<u8>) {
-    let mut m = msg.clone();
-    clear(&mut m);
-    (
-        format!("{}\0{}\0{}", call.profile, call.method, request_id),
-        m.encode_to_vec(),
-    )
+    clear_request_id: impl FnOnce(&mut M),
+    run: impl FnOnce() -> Fut,
+) -> Result<T, Failure>
+where
+    M: Message + Clone,
+    T: Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    if request_id.is_empty() {
+        return run().await;
+    }
+    let mut fingerprint = msg.clone();
+    clear_request_id(&mut fingerprint);
+    let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
+    let (resp, outcome) = cache.run(key, fingerprint.encode_to_vec(), run).await?;
+    call.span.record("replayed", outcome == Outcome::Replayed);
+    Ok(resp)
 }
 
 /// Records how long the Atlas part of a call took.
@@ -175,13 +186,8 @@ impl AtlasGateway for GatewayService {
                     link_token: token.expose().to_string(),
                 })
             };
-            if req.request_id.is_empty() {
-                return run().await;
-            }
-            let (key, fp) = idempotency_key(&call, &req.request_id, &req, |m| m.request_id.clear());
-            let (resp, outcome) = self.link_tokens.run(key, fp, run).await?;
-            call.span.record("replayed", outcome == Outcome::Replayed);
-            Ok(resp)
+            let clear = |m: &mut CreateLinkTokenRequest| m.request_id.clear();
+            once(&call, &self.link_tokens, &req.request_id, &req, clear, run).await
         };
         let result = self.run(&call, result).await;
         self.answer(call, result)
@@ -252,13 +258,8 @@ impl AtlasGateway for GatewayService {
                     api_key: Some(api_key(key)),
                 })
             };
-            if req.request_id.is_empty() {
-                return run().await;
-            }
-            let (key, fp) = idempotency_key(&call, &req.request_id, &req, |m| m.request_id.clear());
-            let (resp, outcome) = self.api_keys.run(key, fp, run).await?;
-            call.span.record("replayed", outcome == Outcome::Replayed);
-            Ok(resp)
+            let clear = |m: &mut CreateApiKeyRequest| m.request_id.clear();
+            once(&call, &self.api_keys, &req.request_id, &req, clear, run).await
         };
         let result = self.run(&call, result).await;
         self.answer(call, result)
