@@ -701,6 +701,74 @@ impl Bench<'_> {
     }
 }
 
+impl Bench<'_> {
+    /// Fires `inflight` CreateLinkToken calls at once against a slow upstream and samples
+    /// the gateway's RSS every 25 ms until they are all answered.
+    async fn inflight(&self, label: &str, gateway: &GatewayProcess) -> Value {
+        let s = self.settings;
+        let rss_before = gateway.rss();
+        self.emulator.clear_faults();
+        self.emulator.inject(Fault::new(
+            Route::Any,
+            FaultAction::Latency {
+                millis: s.inflight_latency_ms,
+            },
+        ));
+        let counters_before = self.emulator.counters();
+        let clients = Arc::new(Gateway::connect(gateway.addr, s.channels, None).await);
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(s.inflight);
+        for i in 0..s.inflight {
+            let clients = clients.clone();
+            tasks.push(tokio::spawn(async move {
+                clients.call(i, Rpc::CreateLinkToken).await
+            }));
+        }
+        let (mut rss_peak, mut rss_mid, mut upstream_mid) = (0, 0, 0);
+        let half = Duration::from_millis(s.inflight_latency_ms / 2);
+        while !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let rss = gateway.rss();
+            rss_peak = rss_peak.max(rss);
+            if rss_mid == 0 && started.elapsed() >= half {
+                rss_mid = rss;
+                upstream_mid = delta(&counters_before, &self.emulator.counters()).requests;
+            }
+        }
+        let (mut errors, mut first_error) = (0, None);
+        for t in tasks {
+            if let Err(e) = t.await.expect("task") {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+        let elapsed = started.elapsed();
+        self.emulator.clear_faults();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss_after = gateway.rss();
+        println!(
+            "{label}: {} calls at once, upstream {} ms; {} upstream requests in flight at mid-point; RSS before {:.2} MiB, mid-flight {:.2} MiB, peak {:.2} MiB, after {:.2} MiB; burst took {:.2} s, {} errors{}",
+            s.inflight,
+            s.inflight_latency_ms,
+            upstream_mid,
+            rss_before as f64 / MIB,
+            rss_mid as f64 / MIB,
+            rss_peak as f64 / MIB,
+            rss_after as f64 / MIB,
+            elapsed.as_secs_f64(),
+            errors,
+            first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
+        );
+        json!({
+            "label": label,
+            "calls": s.inflight, "upstream_latency_ms": s.inflight_latency_ms,
+            "upstream_in_flight_mid": upstream_mid, "rss_before_bytes": rss_before,
+            "rss_mid_bytes": rss_mid, "rss_peak_bytes": rss_peak, "rss_after_bytes": rss_after,
+            "errors": errors, "secs": round(elapsed.as_secs_f64(), 3),
+        })
+    }
+}
+
 fn print_header(title: &str) {
     println!("\n## {title}");
     println!(
@@ -804,14 +872,21 @@ async fn run(s: Settings) {
         .expect("start the emulator");
     let base = emulator.base_url();
     let dir = tempfile::tempdir().expect("tempdir");
+    // The shipped defaults plus the Digest profile; and the same with max_in_flight
+    // raised so that BENCH_INFLIGHT calls can all be in flight upstream.
+    let apikey = "[profiles.apikey]\npublic_key_env = \"BENCH_PUBLIC_KEY\"\nprivate_key_env = \"BENCH_PRIVATE_KEY\"\n";
     let config = dir.path().join("gateway.toml");
     std::fs::write(
         &config,
+        format!("# written by benches/gateway.rs\n{apikey}"),
+    )
+    .expect("write the gateway config");
+    let config_raised = dir.path().join("gateway-raised.toml");
+    std::fs::write(
+        &config_raised,
         format!(
-            "# written by benches/gateway.rs\n\
-             [profiles.default]\nmax_in_flight = {n}\n\n\
-             [profiles.apikey]\npublic_key_env = \"BENCH_PUBLIC_KEY\"\nprivate_key_env = \"BENCH_PRIVATE_KEY\"\nmax_in_flight = {n}\n",
-            n = s.inflight.max(256) + 24
+            "# written by benches/gateway.rs\n[profiles.default]\nmax_in_flight = {}\n\n{apikey}",
+            s.inflight.max(1) + 24
         ),
     )
     .expect("write the gateway config");
@@ -1003,70 +1078,28 @@ async fn run(s: Settings) {
         }
     }
 
-    // RSS with `inflight` calls in flight: a long upstream latency, all calls at once.
-    emulator.clear_faults();
-    emulator.inject(Fault::new(
-        Route::Any,
-        FaultAction::Latency {
-            millis: s.inflight_latency_ms,
-        },
-    ));
-    let rss_before = gateway.rss();
-    let counters_before = emulator.counters();
-    let clients = Arc::new(Gateway::connect(gateway.addr, s.channels, None).await);
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(s.inflight);
-    for i in 0..s.inflight {
-        let clients = clients.clone();
-        tasks.push(tokio::spawn(async move {
-            clients.call(i, Rpc::CreateLinkToken).await
-        }));
-    }
-    let mut rss_peak = 0;
-    let mut rss_mid = 0;
-    let mut upstream_mid = 0;
-    let half = Duration::from_millis(s.inflight_latency_ms / 2);
-    while !tasks.iter().all(|t| t.is_finished()) {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let rss = gateway.rss();
-        rss_peak = rss_peak.max(rss);
-        if rss_mid == 0 && started.elapsed() >= half {
-            rss_mid = rss;
-            upstream_mid = delta(&counters_before, &emulator.counters()).requests;
-        }
-    }
-    let mut inflight_errors = 0;
-    let mut inflight_first_error = None;
-    for t in tasks {
-        if let Err(e) = t.await.expect("task") {
-            inflight_errors += 1;
-            inflight_first_error.get_or_insert(e);
-        }
-    }
-    let inflight_elapsed = started.elapsed();
-    emulator.clear_faults();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_after = gateway.rss();
+    // RSS with `inflight` calls in flight, on fresh gateway processes: once with the
+    // shipped per-profile limit (max_in_flight = 256: the rest wait in the gateway), once
+    // with the limit raised so that every call is in flight upstream at the same time.
     println!(
-        "\n## memory\ngateway RSS: idle {:.2} MiB; before the burst {:.2} MiB; {} calls in flight (upstream {} ms, {} upstream requests in flight at mid-point): {:.2} MiB mid-flight, peak {:.2} MiB; after {:.2} MiB; burst took {:.2} s, {} errors{}",
-        rss_idle as f64 / MIB,
-        rss_before as f64 / MIB,
-        s.inflight,
-        s.inflight_latency_ms,
-        upstream_mid,
-        rss_mid as f64 / MIB,
-        rss_peak as f64 / MIB,
-        rss_after as f64 / MIB,
-        inflight_elapsed.as_secs_f64(),
-        inflight_errors,
-        inflight_first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
+        "\n## memory (gateway RSS; idle = fresh process, no call yet: {:.2} MiB)",
+        rss_idle as f64 / MIB
     );
+    let mut inflight = Vec::new();
+    for (label, cfg) in [
+        ("max_in_flight=256 (default)", &config),
+        ("max_in_flight raised", &config_raised),
+    ] {
+        let gp = spawn_gateway(&base, cfg, &s.gateway_log, s.gateway_threads.as_deref()).await;
+        inflight.push(bench.inflight(label, &gp).await);
+    }
+    emulator.clear_faults();
 
     // Token economy: the gateway must fetch one token per token lifetime (per process).
     let counters_end = emulator.counters();
     let tokens = delta(&counters_start, &counters_end).tokens_issued;
     // 1 for the direct caller, 1 per gateway process that served calls.
-    let gateway_processes = 1 + if s.variants { 4 } else { 0 };
+    let gateway_processes = 1 + variants.len() as u64 + inflight.len() as u64;
     let gw_tokens = tokens.saturating_sub(1);
     println!(
         "tokens issued during the run: {tokens} (direct caller 1, gateway {gw_tokens} for {gateway_processes} gateway process(es) that served calls; expected 1 each)"
@@ -1124,13 +1157,19 @@ async fn run(s: Settings) {
         }
     }
     target("idle RSS", rss_idle as f64 / MIB, 15.0, "MiB", false);
-    target(
-        &format!("RSS at {} in flight (peak)", s.inflight),
-        rss_peak as f64 / MIB,
-        40.0,
-        "MiB",
-        false,
-    );
+    for r in &inflight {
+        target(
+            &format!(
+                "RSS at {} in flight, peak, {}",
+                s.inflight,
+                r["label"].as_str().unwrap_or("")
+            ),
+            r["rss_peak_bytes"].as_u64().unwrap_or(0) as f64 / MIB,
+            40.0,
+            "MiB",
+            false,
+        );
+    }
     target(
         "start-up to SERVING (median)",
         startup_median,
@@ -1176,12 +1215,7 @@ async fn run(s: Settings) {
         "startup_ms": startups.iter().map(|v| round(*v, 2)).collect::<Vec<_>>(),
         "startup_ms_median": round(startup_median, 2),
         "rss_idle_bytes": rss_idle,
-        "inflight": {
-            "calls": s.inflight, "upstream_latency_ms": s.inflight_latency_ms,
-            "upstream_in_flight_mid": upstream_mid, "rss_mid_bytes": rss_mid,
-            "rss_peak_bytes": rss_peak, "rss_after_bytes": rss_after,
-            "errors": inflight_errors, "secs": round(inflight_elapsed.as_secs_f64(), 3),
-        },
+        "inflight": inflight,
         "tokens_issued": tokens,
         "gateway_token_fetches": gw_tokens,
         "gateway_processes_serving_calls": gateway_processes,
