@@ -24,6 +24,9 @@
 //! - `BENCH_CLIENT_THREADS` (default: number of CPUs): tokio workers for client + emulator.
 //! - `BENCH_GATEWAY_THREADS`: `TOKIO_WORKER_THREADS` for the gateway (default: tokio's).
 //! - `BENCH_GATEWAY_LOG` (default `warn`): `RUST_LOG` of the gateway in the main matrix.
+//! - `BENCH_GATEWAY_ENV`: extra `NAME=value` pairs (`;`-separated) for every gateway child
+//!   only, e.g. `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` or
+//!   `MALLOC_ARENA_MAX=1`, to try allocator settings without rebuilding.
 //! - `BENCH_INFLIGHT` (default 1000) and `BENCH_INFLIGHT_LATENCY_MS` (default 2000, smoke
 //!   1000): the RSS-under-load measurement.
 //! - `BENCH_STARTUP_RUNS` (default 5, smoke 2): spawn → SERVING measurements.
@@ -534,6 +537,11 @@ async fn spawn_gateway(
     if let Some(t) = threads {
         cmd.env("TOKIO_WORKER_THREADS", t);
     }
+    for pair in env_str("BENCH_GATEWAY_ENV").unwrap_or_default().split(';') {
+        if let Some((k, v)) = pair.split_once('=') {
+            cmd.env(k.trim(), v.trim());
+        }
+    }
     let started = Instant::now();
     let child = cmd.spawn().expect("spawn the gateway binary");
     let mut process = GatewayProcess {
@@ -905,10 +913,11 @@ async fn run(s: Settings) {
         machine["loadavg_start"].as_str().unwrap_or("")
     );
     println!(
-        "gateway: child process {GATEWAY_BIN} ({:.2} MiB), RUST_LOG={}, TOKIO_WORKER_THREADS={}; client+emulator: this process, {} tokio workers; {} gRPC connection(s)",
+        "gateway: child process {GATEWAY_BIN} ({:.2} MiB), RUST_LOG={}, TOKIO_WORKER_THREADS={}, extra env {:?}; client+emulator: this process, {} tokio workers; {} gRPC connection(s)",
         bin_size as f64 / MIB,
         s.gateway_log,
         s.gateway_threads.as_deref().unwrap_or("(tokio default = CPUs)"),
+        env_str("BENCH_GATEWAY_ENV").unwrap_or_default(),
         s.client_threads,
         s.channels,
     );
@@ -1260,6 +1269,7 @@ async fn run(s: Settings) {
             "latency_ms": s.latencies_ms, "channels": s.channels,
             "client_threads": s.client_threads, "gateway_threads": s.gateway_threads,
             "gateway_log": s.gateway_log,
+            "gateway_env": env_str("BENCH_GATEWAY_ENV"),
         },
         "binary_bytes": bin_size,
         "startup_ms": startups.iter().map(|v| round(*v, 2)).collect::<Vec<_>>(),
