@@ -29,7 +29,7 @@
 //!   `MALLOC_ARENA_MAX=1`, to try allocator settings without rebuilding.
 //! - `BENCH_INFLIGHT` (default 1000) and `BENCH_INFLIGHT_LATENCY_MS` (default 2000, smoke
 //!   1000): the RSS-under-load measurement.
-//! - `BENCH_STARTUP_RUNS` (default 5, smoke 2): spawn → SERVING measurements.
+//! - `BENCH_STARTUP_RUNS` (default 5, smoke 3): spawn → SERVING measurements.
 //!
 //! Output: human tables on stdout, then one line `BENCH_JSON {...}`.
 use std::{
@@ -162,7 +162,7 @@ impl Settings {
                 "BENCH_INFLIGHT_LATENCY_MS",
                 if smoke { 1000 } else { 2000 },
             ),
-            startup_runs: env_num("BENCH_STARTUP_RUNS", if smoke { 2usize } else { 5 }).max(1),
+            startup_runs: env_num("BENCH_STARTUP_RUNS", if smoke { 3usize } else { 5 }).max(1),
         }
     }
 }
