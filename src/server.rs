@@ -5,10 +5,9 @@
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     service::interceptor::InterceptedService,
-    transport::{Certificate, Identity, Server, ServerTlsConfig},
+    transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig},
     Code, Request, Status,
 };
 use tonic_health::ServingStatus;
@@ -62,7 +61,6 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let mut builder = Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Backstop only: each call already enforces its own deadline.
         .timeout(config.request_timeout + Duration::from_secs(5));
@@ -82,10 +80,12 @@ pub async fn serve(
         .add_service(gateway);
 
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
-    let server =
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = drain_rx.wait_for(|d| *d).await;
-        });
+    // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
+    // on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = drain_rx.wait_for(|d| *d).await;
+    });
     tokio::pin!(server);
     tracing::info!(listen = %config.listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
     tokio::select! {
