@@ -334,3 +334,46 @@ async fn a_wrong_api_key_is_unauthenticated() {
     assert_eq!(gw.emulator.counters().api_keys_created, 0);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_digest_calls_keep_one_round_trip_each_after_warm_up() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::new(
+        Route::DeleteLinkToken,
+        FaultAction::Latency { millis: 50 },
+    ));
+    let wave = || {
+        let calls: Vec<_> = (0..100)
+            .map(|_| {
+                let mut c = gw.client();
+                let req = with_meta(
+                    delete_req(DEMO_ORG_ID),
+                    &[("x-atlas-profile", "apikey")],
+                    None,
+                );
+                tokio::spawn(async move { c.delete_link_token(req).await })
+            })
+            .collect();
+        async move {
+            for call in calls {
+                assert_eq!(call.await.unwrap().unwrap_err().code(), Code::NotFound);
+            }
+        }
+    };
+    wave().await;
+    let warm = gw.emulator.counters();
+    assert!(
+        warm.digest_challenges >= 1 && warm.digest_challenges <= 100,
+        "{warm:?}"
+    );
+    wave().await;
+    let c = gw.emulator.counters();
+    let deletes = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
+    assert_eq!(c.unauthorized, 0, "no nonce count ever refused");
+    assert!(
+        c.digest_challenges - warm.digest_challenges <= 5,
+        "pooled nonces are reused: {c:?}"
+    );
+    assert!(c.requests_for("DELETE", deletes) - warm.requests_for("DELETE", deletes) <= 105);
+    gw.stop().await;
+}

@@ -156,6 +156,10 @@ impl AtlasClient {
         let mut retries = 0u32;
         let mut token_refreshed = false;
         let mut handshakes = 0u32;
+        let mut digest = match &upstream.auth {
+            Authenticator::Digest(session) => Some(session.lease()),
+            Authenticator::OAuth(_) => None,
+        };
         loop {
             let mut req = self
                 .http
@@ -175,8 +179,9 @@ impl AtlasClient {
                     req = req.bearer_auth(token.value.expose());
                     bearer = Some(token);
                 }
-                Authenticator::Digest(session) => {
-                    if let Some(h) = session.authorization(op.method().as_str(), &path) {
+                Authenticator::Digest(_) => {
+                    let lease = digest.as_mut().expect("leased for Digest profiles");
+                    if let Some(h) = lease.authorization(op.method().as_str(), &path) {
                         req = req.header(header::AUTHORIZATION, h);
                     }
                 }
@@ -208,13 +213,13 @@ impl AtlasClient {
             let status = resp.status().as_u16();
             let info = HeaderFacts::read(resp.headers());
             if status == 401 {
-                let again = match (&upstream.auth, &info.digest_challenge) {
-                    (Authenticator::Digest(session), Some(challenge)) if handshakes < 2 => {
+                let again = match (&upstream.auth, &info.digest_challenge, digest.as_mut()) {
+                    (Authenticator::Digest(_), Some(challenge), Some(lease)) if handshakes < 2 => {
                         handshakes += 1;
                         m::digest_challenge(ctx.profile);
-                        session.accept_challenge(challenge)
+                        lease.accept_challenge(challenge)
                     }
-                    (Authenticator::OAuth(tokens), _) if !token_refreshed => {
+                    (Authenticator::OAuth(tokens), _, _) if !token_refreshed => {
                         token_refreshed = true;
                         if let Some(t) = &bearer {
                             tokens.invalidate(t).await;
