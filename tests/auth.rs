@@ -377,3 +377,30 @@ async fn concurrent_digest_calls_keep_one_round_trip_each_after_warm_up() {
     assert!(c.requests_for("DELETE", deletes) - warm.requests_for("DELETE", deletes) <= 105);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_401_storm_cannot_turn_into_a_token_request_per_call() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::new(
+        Route::CreateApiKey,
+        FaultAction::error(401, "NOT_ORG_GROUP_CREATOR"),
+    ));
+    for _ in 0..20 {
+        let err = gw
+            .client()
+            .create_api_key(key_req(DEMO_ORG_ID))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    let c = gw.emulator.counters();
+    assert_eq!(
+        c.token_requests, 2,
+        "one forced refresh per interval, not one per call"
+    );
+    assert_eq!(
+        c.requests_for("POST", "/api/atlas/v2/orgs/{orgId}/apiKeys"),
+        21
+    );
+    gw.stop().await;
+}

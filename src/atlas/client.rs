@@ -221,14 +221,17 @@ impl AtlasClient {
                     }
                     (Authenticator::OAuth(tokens), _, _) if !token_refreshed => {
                         token_refreshed = true;
-                        if let Some(t) = &bearer {
-                            tokens.invalidate(t).await;
+                        let retry = match &bearer {
+                            Some(t) => tokens.invalidate(t).await,
+                            None => false,
+                        };
+                        if retry {
+                            tracing::info!(
+                                profile = ctx.profile,
+                                "Atlas refused the cached token; refreshing once"
+                            );
                         }
-                        tracing::info!(
-                            profile = ctx.profile,
-                            "Atlas refused the cached token; refreshing once"
-                        );
-                        true
+                        retry
                     }
                     _ => false,
                 };

@@ -90,12 +90,16 @@ pub struct TokenSource {
     cache: Cache<(), Arc<AccessToken>>,
     refreshing: AtomicBool,
     refresh_not_before: Mutex<Option<Instant>>,
+    last_forced_refresh: Mutex<Option<Instant>>,
     generation: AtomicU64,
 }
 
 /// How long a failed background refresh waits before the next try when Atlas gives no
 /// `Retry-After` (the token endpoint allows ~10 requests per minute).
 const REFRESH_BACKOFF: Duration = Duration::from_secs(10);
+/// Least time between two refreshes forced by a 401 (Atlas allows ~10 token requests a
+/// minute; at most 6 of them go to 401 recovery).
+const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
@@ -119,6 +123,7 @@ impl TokenSource {
                 .build(),
             refreshing: AtomicBool::new(false),
             refresh_not_before: Mutex::new(None),
+            last_forced_refresh: Mutex::new(None),
             generation: AtomicU64::new(0),
         })
     }
@@ -138,10 +143,28 @@ impl TokenSource {
             .map_err(|e| AtlasError::from(e.as_ref()))
     }
 
-    /// Drops `rejected` (Atlas answered 401 with it) unless a newer token replaced it,
-    /// so many calls failing with the same token cause one new fetch, not many.
-    pub async fn invalidate(&self, rejected: &AccessToken) {
+    /// Atlas answered 401 to `rejected`: drops it so the next call fetches a new one, and
+    /// returns whether a retry may use a newer token. Many calls failing with the same
+    /// token cause one new fetch, not many; and forced refreshes are spaced by
+    /// [`FORCED_REFRESH_INTERVAL`], so a 401 that a new token cannot cure (a permissions
+    /// errorCode) never turns into a token request per call.
+    pub async fn invalidate(&self, rejected: &AccessToken) -> bool {
         let generation = rejected.generation;
+        if self
+            .cache
+            .get(&())
+            .await
+            .is_none_or(|current| current.generation != generation)
+        {
+            return true; // already replaced or being refetched
+        }
+        {
+            let mut last = self.last_forced_refresh.lock().expect("not poisoned");
+            if last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
         self.cache
             .entry(())
             .and_compute_with(|entry| async move {
@@ -151,6 +174,7 @@ impl TokenSource {
                 }
             })
             .await;
+        true
     }
 
     fn refresh_in_background(self: &Arc<Self>) {
