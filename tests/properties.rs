@@ -694,3 +694,41 @@ fn retry_after_extreme_dates() {
     );
     assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", SystemTime::now()).is_some());
 }
+
+// ---------------------------------------------------------------- Digest challenges
+
+use atlas_grpc_gateway::{atlas::auth::digest::DigestSession, secret::Secret};
+
+/// Found by `cargo fuzz run digest_challenge`: `digest_auth::parse` 0.3.1 slices the
+/// header by char index as if it were a byte index, so a non-ASCII character before a
+/// `name=` panics ("byte index is not a char boundary").
+#[test]
+fn non_ascii_digest_challenge_does_not_panic() {
+    let s = DigestSession::new("pub", Secret::new("private"));
+    let challenge = "Digest realm=\"r\", nonce=\"n\", algorithM=5s-Dmess,\u{5ce}o qop=\"auth,auth-int\", charseTF-7, userhash=true";
+    assert!(!s.accept_challenge(challenge));
+    assert!(!s.accept_challenge("Digest réalm=\"x\", nonce=\"n\""));
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn digest_challenges_never_panic(
+        prefix in prop_oneof![Just("Digest ".to_string()), any::<String>()],
+        params in prop::collection::vec((any_string(), any_string(), any::<bool>()), 0..6),
+        uri in any::<String>(),
+    ) {
+        let challenge = prefix + &params
+            .iter()
+            .map(|(k, v, q)| if *q { format!("{k}=\"{v}\"") } else { format!("{k}={v}") })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let s = DigestSession::new("pub", Secret::new("private-key-value"));
+        if s.accept_challenge(&challenge) {
+            if let Some(h) = s.authorization("POST", &uri) {
+                prop_assert!(!h.contains("private-key-value"));
+            }
+        }
+    }
+}
