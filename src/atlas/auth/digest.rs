@@ -71,6 +71,11 @@ impl Lease<'_> {
     /// differs from the one held (a new nonce is worth one more try; the same nonce
     /// refused again means the key itself was refused).
     pub fn accept_challenge(&mut self, www_authenticate: &str) -> bool {
+        // digest_auth 0.3.1's parser slices by char index as if it were a byte index and
+        // panics on non-ASCII input; a valid challenge is ASCII anyway (RFC 7616).
+        if !www_authenticate.is_ascii() {
+            return false;
+        }
         let Ok(parsed) = digest_auth::parse(www_authenticate) else {
             return false;
         };
