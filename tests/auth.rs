@@ -91,6 +91,13 @@ async fn a_401_on_a_cached_token_refreshes_once_and_retries() {
         (c.tokens_issued, c.unauthorized, c.api_keys_created),
         (2, 1, 2)
     );
+    // Revoked again seconds later: a token Atlas had accepted is always replaced.
+    gw.emulator.revoke_tokens();
+    gw.client()
+        .create_api_key(key_req(DEMO_ORG_ID))
+        .await
+        .unwrap();
+    assert_eq!(gw.emulator.counters().tokens_issued, 3);
     gw.stop().await;
 }
 

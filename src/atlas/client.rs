@@ -212,6 +212,9 @@ impl AtlasClient {
             };
             let status = resp.status().as_u16();
             let info = HeaderFacts::read(resp.headers());
+            if let Some(token) = bearer.as_ref().filter(|_| status != 401) {
+                token.mark_accepted();
+            }
             if status == 401 {
                 let again = match (&upstream.auth, &info.digest_challenge, digest.as_mut()) {
                     (Authenticator::Digest(_), Some(challenge), Some(lease)) if handshakes < 2 => {

@@ -34,6 +34,8 @@ pub struct GatewayService {
     api_keys: IdempotencyCache<CreateApiKeyResponse>,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
+    /// Atlas host per profile, parsed once.
+    domains: std::collections::HashMap<String, String>,
 }
 
 impl GatewayService {
@@ -45,6 +47,17 @@ impl GatewayService {
             link_tokens: IdempotencyCache::new(config.idempotency_window),
             api_keys: IdempotencyCache::new(config.idempotency_window),
             permits: Semaphore::new(config.max_concurrency),
+            domains: config
+                .profiles
+                .values()
+                .map(|p| {
+                    let host = reqwest::Url::parse(&p.base_url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string))
+                        .unwrap_or_else(|| "cloud.mongodb.com".into());
+                    (p.name.clone(), host)
+                })
+                .collect(),
         }
     }
 
@@ -85,16 +98,12 @@ impl GatewayService {
         Ok(profile)
     }
 
-    fn domain(&self, call: &Call) -> String {
-        let base = self
-            .atlas
-            .profile(&call.profile)
-            .map(|p| p.base_url.as_str())
-            .unwrap_or(crate::config::DEFAULT_BASE_URL);
-        reqwest::Url::parse(base)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "cloud.mongodb.com".into())
+    /// The Atlas host of the call's profile (ErrorInfo.domain of upstream errors).
+    fn domain(&self, call: &Call) -> &str {
+        self.domains
+            .get(&call.profile)
+            .map(String::as_str)
+            .unwrap_or("cloud.mongodb.com")
     }
 
     /// Runs a call's body under its span and the global concurrency limit.
@@ -111,7 +120,7 @@ impl GatewayService {
 
     fn answer<T>(&self, call: Call, result: Result<T, Failure>) -> Result<Response<T>, Status> {
         let domain = self.domain(&call);
-        call.finish(result, &domain)
+        call.finish(result, domain)
     }
 
     fn context<'a>(call: &'a Call) -> CallContext<'a> {

@@ -28,6 +28,8 @@ use super::super::error::AtlasError;
 /// A cached access token.
 pub struct AccessToken {
     pub value: Secret,
+    /// Atlas accepted this token at least once (answered anything but 401).
+    proven: AtomicBool,
     expires_at: Instant,
     refresh_at: Instant,
     generation: u64,
@@ -39,6 +41,15 @@ enum TokenError {
     Rejected { status: u16, detail: String },
     Unavailable { detail: String },
     RateLimited { retry_after: Option<Duration> },
+}
+
+impl AccessToken {
+    /// Records that Atlas accepted the token (any answer but 401).
+    pub fn mark_accepted(&self) {
+        if !self.proven.load(Ordering::Relaxed) {
+            self.proven.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl From<&TokenError> for AtlasError {
@@ -145,9 +156,10 @@ impl TokenSource {
 
     /// Atlas answered 401 to `rejected`: drops it so the next call fetches a new one, and
     /// returns whether a retry may use a newer token. Many calls failing with the same
-    /// token cause one new fetch, not many; and forced refreshes are spaced by
-    /// [`FORCED_REFRESH_INTERVAL`], so a 401 that a new token cannot cure (a permissions
-    /// errorCode) never turns into a token request per call.
+    /// token cause one new fetch, not many. A token Atlas once accepted (revoked or
+    /// expired early since) is always replaced; one it never accepted is replaced at most
+    /// once per [`FORCED_REFRESH_INTERVAL`], so a 401 that a new token cannot cure (a
+    /// permissions errorCode) never turns into a token request per call.
     pub async fn invalidate(&self, rejected: &AccessToken) -> bool {
         let generation = rejected.generation;
         if self
@@ -160,7 +172,8 @@ impl TokenSource {
         }
         {
             let mut last = self.last_forced_refresh.lock().expect("not poisoned");
-            if last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_INTERVAL) {
+            let proven = rejected.proven.load(Ordering::Relaxed);
+            if !proven && last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_INTERVAL) {
                 return false;
             }
             *last = Some(Instant::now());
@@ -274,6 +287,7 @@ impl TokenSource {
         let margin = (lifetime / 10).min(Duration::from_secs(60));
         AccessToken {
             value: Secret::new(t.access_token),
+            proven: AtomicBool::new(false),
             expires_at: now + lifetime - skew,
             refresh_at: now + lifetime - skew - margin,
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
