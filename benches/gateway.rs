@@ -13,7 +13,7 @@
 //!
 //! Environment (all optional):
 //! - `BENCH_SMOKE=1`: tiny run for CI (< 20 s).
-//! - `BENCH_SECONDS` (default 2, smoke 0.4): measured seconds per cell.
+//! - `BENCH_SECONDS` (default 1, smoke 0.4): measured seconds per cell.
 //! - `BENCH_WARMUP_SECONDS` (default 0.3, smoke 0.1): unmeasured warm-up per cell.
 //! - `BENCH_CONCURRENCY` (default `1,16,64,256`, smoke `1,16`): concurrent callers.
 //! - `BENCH_LATENCY_MS` (default `0,20`, smoke `0`): fixed upstream latency scenarios.
@@ -143,7 +143,7 @@ impl Settings {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Settings {
             smoke,
-            seconds: env_num("BENCH_SECONDS", if smoke { 0.4 } else { 2.0 }),
+            seconds: env_num("BENCH_SECONDS", if smoke { 0.4 } else { 1.0 }),
             warmup: env_num("BENCH_WARMUP_SECONDS", if smoke { 0.1 } else { 0.3 }),
             concurrency: env_list(
                 "BENCH_CONCURRENCY",
