@@ -396,7 +396,7 @@ async fn slow_upstream_past_the_deadline_is_deadline_exceeded() {
 }
 
 #[tokio::test]
-async fn cancelled_calls_leave_the_gateway_healthy() {
+async fn a_cancelled_call_drops_its_upstream_request() {
     let gw = Gateway::start().await;
     gw.emulator.inject(Fault::once(
         Route::CreateLinkToken,
@@ -407,6 +407,14 @@ async fn cancelled_calls_leave_the_gateway_healthy() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
+    // The gateway dropped its Atlas request: the emulator saw the client hang up
+    // before the 1 s latency passed, and nothing was created.
+    let deadline = std::time::Instant::now() + Duration::from_millis(700);
+    while gw.emulator.counters().abandoned == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = gw.emulator.counters();
+    assert_eq!((c.abandoned, c.link_tokens_created), (1, 0));
     gw.client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await

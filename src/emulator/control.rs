@@ -65,6 +65,9 @@ pub struct Counters {
     pub link_tokens_deleted: u64,
     /// Successful API key creations.
     pub api_keys_created: u64,
+    /// Requests whose client went away before the emulator answered (the handler was
+    /// dropped): shows that a cancelled gateway call drops its upstream request too.
+    pub abandoned: u64,
 }
 
 impl Counters {

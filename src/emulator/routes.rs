@@ -107,10 +107,23 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             inner.counters.token_requests += 1;
         }
     }
+    let mut guard = AbandonGuard(Some(&*shared));
     let mut resp = handle(&shared, op, org, req).await;
+    guard.0 = None; // answered: not abandoned
     let remaining = shared.lock().rate_remaining();
     stamp(&mut resp, remaining);
     resp
+}
+
+/// Counts a request whose handler is dropped before it answers (the client hung up).
+struct AbandonGuard<'a>(Option<&'a Shared>);
+
+impl Drop for AbandonGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.lock().counters.abandoned += 1;
+        }
+    }
 }
 
 async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> Response {
