@@ -5,26 +5,25 @@
 use std::{
     collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use tokio::{sync::Semaphore, time::timeout_at};
 
 use super::{
     auth::{oauth::AccessToken, Authenticator},
-    describe_transport_error,
-    error::{excerpt, ApiFailure, AtlasError},
+    error::AtlasError,
     models::{self, parse_api_error},
-    read_capped,
+    response::{
+        describe_transport_error, parse_success, read_capped, status_label, unreadable_reason,
+        Answer, BodyError, HeaderFacts,
+    },
     retry::{retryable_status, Backoff, Idempotency},
-    BodyError, Operation,
+    Operation,
 };
 use crate::{config::Config, config::Profile, secret::Secret, telemetry::metrics as m};
-
-/// Headers Atlas (or a proxy in front of it) may use for its own request id.
-const ATLAS_REQUEST_ID_HEADERS: [&str; 2] = ["x-request-id", "x-correlation-id"];
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
@@ -32,13 +31,6 @@ pub struct CallContext<'a> {
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
     pub deadline: Instant,
-}
-
-/// A successful answer.
-pub struct Answer {
-    pub status: u16,
-    pub body: Bytes,
-    pub atlas_request_id: Option<String>,
 }
 
 struct Upstream {
@@ -332,112 +324,5 @@ impl AtlasClient {
         );
         tokio::time::sleep(delay).await;
         true
-    }
-}
-
-/// The response headers the gateway uses.
-struct HeaderFacts {
-    retry_after: Option<Duration>,
-    request_id: Option<String>,
-    error_code: Option<String>,
-    digest_challenge: Option<String>,
-}
-
-impl HeaderFacts {
-    fn read(h: &HeaderMap) -> Self {
-        let text = |name: &str| {
-            h.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| excerpt(s.as_bytes()))
-                .filter(|s| !s.is_empty())
-        };
-        Self {
-            retry_after: h
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| super::retry::parse_retry_after(v, SystemTime::now())),
-            request_id: ATLAS_REQUEST_ID_HEADERS.iter().find_map(|n| text(n)),
-            error_code: text("x-error-code"),
-            digest_challenge: h
-                .get_all(header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find(|v| v.trim_start().starts_with("Digest"))
-                .map(str::to_string),
-        }
-    }
-
-    fn failure(
-        self,
-        status: u16,
-        api_error: Option<models::ApiError>,
-        unreadable_body: Option<String>,
-    ) -> ApiFailure {
-        ApiFailure {
-            status,
-            api_error,
-            unreadable_body,
-            error_code_header: self.error_code,
-            retry_after: self.retry_after,
-            atlas_request_id: self.request_id,
-        }
-    }
-}
-
-/// A bounded metric label for an HTTP status.
-#[allow(clippy::match_overlapping_arm)] // common statuses first, then the class
-fn status_label(status: u16) -> &'static str {
-    match status {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        409 => "409",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// Why a non-2xx body is not an `ApiError`, with a short sanitized excerpt.
-fn unreadable_reason(body: &[u8]) -> String {
-    if body.is_empty() {
-        "the body is empty".into()
-    } else if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-        format!("the JSON body is not an Atlas ApiError: {}", excerpt(body))
-    } else {
-        format!("the body is not JSON: {}", excerpt(body))
-    }
-}
-
-/// Parses a 2xx body, or explains what was expected.
-fn parse_success<T: serde::de::DeserializeOwned>(
-    answer: &Answer,
-    expected: &str,
-) -> Result<T, AtlasError> {
-    serde_json::from_slice(&answer.body).map_err(|_| AtlasError::BadResponse {
-        status: answer.status,
-        what: format!("expected {expected}, got {}", body_kind(&answer.body)),
-        atlas_request_id: answer.atlas_request_id.clone(),
-    })
-}
-
-fn body_kind(body: &[u8]) -> &'static str {
-    if body.is_empty() {
-        "an empty body"
-    } else if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-        "JSON of another shape"
-    } else {
-        "a body that is not JSON"
     }
 }

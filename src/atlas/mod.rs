@@ -1,7 +1,7 @@
 //! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the three
 //! operations as the official spec defines them ([`Operation`]), their JSON shapes
-//! ([`models`]), authentication ([`auth`]), the retry policy ([`retry`]) and the
-//! upstream error type ([`error::AtlasError`]).
+//! ([`models`]), reading answers ([`response`]), authentication ([`auth`]), the retry
+//! policy ([`retry`]) and the upstream error type ([`error::AtlasError`]).
 //!
 //! This module knows HTTP and Atlas; it knows nothing of gRPC. It never logs a secret
 //! and never returns a raw upstream body.
@@ -9,9 +9,8 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod models;
+pub mod response;
 pub mod retry;
-
-use bytes::{Bytes, BytesMut};
 
 use retry::Idempotency;
 
@@ -64,52 +63,5 @@ impl Operation {
             Operation::DeleteLinkToken => Idempotency::Idempotent,
             _ => Idempotency::NonIdempotent,
         }
-    }
-}
-
-/// Why a response body could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("the response body exceeds the {0}-byte limit")]
-    TooLarge(usize),
-    #[error("the connection failed while reading the response body")]
-    Interrupted,
-}
-
-/// Reads a response body, refusing more than `cap` bytes (announced or actual).
-pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, BodyError> {
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(BodyError::TooLarge(cap));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| BodyError::Interrupted)? {
-        if buf.len() + chunk.len() > cap {
-            return Err(BodyError::TooLarge(cap));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-/// A short, secret-free description of a transport failure (no URL, no headers).
-pub fn describe_transport_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the connection failed while reading the response"
-    } else {
-        "the connection failed"
-    };
-    // The innermost cause (e.g. "Connection refused (os error 111)") names no secret.
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    if std::ptr::eq(source as *const _ as *const u8, e as *const _ as *const u8) {
-        kind.to_string()
-    } else {
-        format!("{kind}: {}", error::excerpt(source.to_string().as_bytes()))
     }
 }

@@ -18,7 +18,11 @@ use moka::{future::Cache, ops::compute::Op, Expiry};
 use serde::Deserialize;
 
 use crate::{
-    atlas::{error::excerpt, read_capped, retry::parse_retry_after},
+    atlas::{
+        error::excerpt,
+        response::{describe_transport_error, read_capped},
+        retry::parse_retry_after,
+    },
     secret::Secret,
     telemetry::metrics as m,
 };
@@ -250,7 +254,7 @@ impl TokenSource {
             .timeout(TOKEN_FETCH_TIMEOUT)
             .send()
             .await
-            .map_err(|e| unavailable(crate::atlas::describe_transport_error(&e)))?;
+            .map_err(|e| unavailable(describe_transport_error(&e)))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

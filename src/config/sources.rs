@@ -1,0 +1,137 @@
+//! Where settings come from: command-line flags and their environment variables
+//! ([`ServeArgs`], filled by clap), the optional TOML file ([`FileConfig`]), and the
+//! environment for credentials ([`Env`]). Nothing here validates: `config` does.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::PathBuf,
+};
+
+use serde::Deserialize;
+
+use super::{LogFormat, TlsConfig};
+
+/// Values from flags and environment (clap fills these; `None` = not given).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (loopback by default: a sidecar is reached over localhost).
+    #[arg(long, env = "ATLAS_GATEWAY_LISTEN", hide_env_values = true)]
+    pub listen: Option<SocketAddr>,
+    /// Prometheus /metrics listen address, or "off".
+    #[arg(long, env = "ATLAS_GATEWAY_METRICS_LISTEN", hide_env_values = true)]
+    pub metrics_listen: Option<String>,
+    /// Optional TOML file with settings and named profiles.
+    #[arg(long, env = "ATLAS_GATEWAY_CONFIG", hide_env_values = true)]
+    pub config: Option<PathBuf>,
+    /// Log format (filter with RUST_LOG).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_LOG_FORMAT",
+        value_enum,
+        hide_env_values = true
+    )]
+    pub log_format: Option<LogFormat>,
+    /// Atlas base URL.
+    #[arg(
+        long = "atlas-base-url",
+        env = "MONGODB_ATLAS_BASE_URL",
+        hide_env_values = true
+    )]
+    pub base_url: Option<String>,
+    /// OAuth token URL (default {base}/api/oauth/token).
+    #[arg(long, env = "MONGODB_ATLAS_TOKEN_URL", hide_env_values = true)]
+    pub token_url: Option<String>,
+    /// Atlas API version, sent as application/vnd.atlas.{version}+json.
+    #[arg(long, env = "ATLAS_GATEWAY_API_VERSION", hide_env_values = true)]
+    pub api_version: Option<String>,
+    /// Service account client id (the secret comes only from MONGODB_ATLAS_CLIENT_SECRET).
+    #[arg(long, env = "MONGODB_ATLAS_CLIENT_ID", hide_env_values = true)]
+    pub client_id: Option<String>,
+    /// Grace period for in-flight calls at shutdown (e.g. 20s).
+    #[arg(long, env = "ATLAS_GATEWAY_SHUTDOWN_GRACE", hide_env_values = true)]
+    pub shutdown_grace: Option<String>,
+    /// How long a request_id is remembered for idempotent retries (e.g. 10m).
+    #[arg(long, env = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW", hide_env_values = true)]
+    pub idempotency_window: Option<String>,
+    /// Upstream timeout when the caller sets no deadline (e.g. 30s).
+    #[arg(long, env = "ATLAS_GATEWAY_REQUEST_TIMEOUT", hide_env_values = true)]
+    pub request_timeout: Option<String>,
+    /// Maximum concurrent gRPC calls before shedding load.
+    #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY", hide_env_values = true)]
+    pub max_concurrency: Option<usize>,
+    /// TLS certificate (PEM) for the gRPC listener.
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CERT", hide_env_values = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the gRPC listener.
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_KEY", hide_env_values = true)]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that caller certificates must chain to (enables mTLS).
+    #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA", hide_env_values = true)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Validate the configuration, print it with secrets redacted, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub(super) listen: Option<SocketAddr>,
+    pub(super) metrics_listen: Option<String>,
+    pub(super) log_format: Option<LogFormat>,
+    pub(super) base_url: Option<String>,
+    pub(super) token_url: Option<String>,
+    pub(super) api_version: Option<String>,
+    pub(super) shutdown_grace: Option<String>,
+    pub(super) idempotency_window: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) max_concurrency: Option<usize>,
+    pub(super) max_response_bytes: Option<usize>,
+    pub(super) tls: Option<TlsConfig>,
+    /// Names of environment variables holding caller bearer tokens.
+    #[serde(default)]
+    pub(super) caller_token_envs: Vec<String>,
+    pub(super) default_profile: Option<String>,
+    #[serde(default)]
+    pub(super) profiles: BTreeMap<String, FileProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileProfile {
+    pub(super) base_url: Option<String>,
+    pub(super) token_url: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_id_env: Option<String>,
+    pub(super) client_secret_env: Option<String>,
+    pub(super) public_key: Option<String>,
+    pub(super) public_key_env: Option<String>,
+    pub(super) private_key_env: Option<String>,
+    pub(super) allowed_org_ids: Option<BTreeSet<String>>,
+    pub(super) allowed_roles: Option<BTreeSet<String>>,
+    pub(super) max_in_flight: Option<usize>,
+}
+
+/// Reads environment variables; injectable so tests need not touch the process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// A fixed set of variables (for `dev` and tests).
+pub struct MapEnv(pub std::collections::HashMap<String, String>);
+
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
