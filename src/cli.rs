@@ -38,6 +38,31 @@ pub struct HealthcheckArgs {
     /// Service to check ("" = the whole server).
     #[arg(long, default_value = "")]
     pub service: String,
+    /// CA bundle (PEM) to verify a TLS listener with; set it when the gateway serves TLS.
+    #[arg(long, env = "ATLAS_GATEWAY_HEALTHCHECK_CA", hide_env_values = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Server name to expect in the gateway's certificate.
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_HEALTHCHECK_DOMAIN",
+        default_value = "localhost"
+    )]
+    pub tls_domain: String,
+    /// Client certificate and key (PEM) for an mTLS listener.
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_HEALTHCHECK_CERT",
+        hide_env_values = true,
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_HEALTHCHECK_KEY",
+        hide_env_values = true,
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 const EX_USAGE: u8 = 64;
@@ -146,9 +171,26 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
         });
     }
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await?;
+        let scheme = if args.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+        if let Some(ca) = &args.tls_ca {
+            use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(ca)?))
+                .domain_name(args.tls_domain.clone());
+            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+                tls = tls.identity(Identity::from_pem(
+                    std::fs::read(cert)?,
+                    std::fs::read(key)?,
+                ));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect().await?;
         let resp = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: args.service,

@@ -37,6 +37,8 @@ fn pki() -> Pki {
     std::fs::write(dir.path().join("server.pem"), server_cert).unwrap();
     std::fs::write(dir.path().join("server.key"), server_key).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("client.pem"), &client_cert).unwrap();
+    std::fs::write(dir.path().join("client.key"), &client_key).unwrap();
     Pki {
         dir,
         ca_pem: ca.pem(),
@@ -105,6 +107,37 @@ async fn mtls_accepts_only_callers_with_a_certificate_from_the_ca() {
         gw.emulator.counters().link_tokens_created,
         1,
         "refused callers never reach Atlas"
+    );
+
+    // The healthcheck subcommand (Docker HEALTHCHECK, exec probes) speaks mTLS when told to.
+    let addr = gw.addr.to_string();
+    let healthcheck = |extra: Vec<std::path::PathBuf>, flags: &'static [&'static str]| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_atlas-grpc-gateway"));
+            cmd.args(["healthcheck", "--addr", &addr]).env_clear();
+            for (flag, path) in flags.iter().zip(&extra) {
+                cmd.arg(flag).arg(path);
+            }
+            cmd.output().unwrap().status.code()
+        })
+    };
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client.key"),
+    );
+    let mtls = healthcheck(
+        vec![ca.clone(), cert, key],
+        &["--tls-ca", "--tls-cert", "--tls-key"],
+    );
+    assert_eq!(mtls.await.unwrap(), Some(0));
+    let no_identity = healthcheck(vec![ca], &["--tls-ca"]);
+    assert_eq!(no_identity.await.unwrap(), Some(1), "no client certificate");
+    assert_eq!(
+        healthcheck(vec![], &[]).await.unwrap(),
+        Some(1),
+        "plaintext"
     );
     gw.stop().await;
 }
