@@ -73,9 +73,11 @@ pub mod metrics {
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
     }
 
-    pub fn call_finished(method: &'static str, code: tonic::Code, elapsed: Duration) {
+    /// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
+    pub fn call_finished(method: &'static str, code: String, elapsed: Duration) {
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).decrement(1.0);
-        ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => format!("{code:?}")).increment(1);
+        ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code)
+            .increment(1);
         ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method)
             .record(elapsed.as_secs_f64());
     }

@@ -43,7 +43,8 @@ struct Upstream {
 pub struct AtlasClient {
     http: reqwest::Client,
     upstreams: HashMap<String, Upstream>,
-    media_type: String,
+    /// `application/vnd.atlas.{version}+json`, built once for Accept and Content-Type.
+    media_type: header::HeaderValue,
     max_response_bytes: usize,
     backoff: Backoff,
 }
@@ -74,7 +75,11 @@ impl AtlasClient {
         Ok(Arc::new(Self {
             http,
             upstreams,
-            media_type: format!("application/vnd.atlas.{}+json", config.api_version),
+            media_type: header::HeaderValue::from_str(&format!(
+                "application/vnd.atlas.{}+json",
+                config.api_version
+            ))
+            .expect("config validated the API version (YYYY-MM-DD)"),
             max_response_bytes: config.max_response_bytes,
             backoff: Backoff::default(),
         }))
@@ -156,10 +161,10 @@ impl AtlasClient {
             let mut req = self
                 .http
                 .request(op.method(), &url)
-                .header(header::ACCEPT, &self.media_type);
+                .header(header::ACCEPT, self.media_type.clone());
             if let Some(b) = &body {
                 req = req
-                    .header(header::CONTENT_TYPE, &self.media_type)
+                    .header(header::CONTENT_TYPE, self.media_type.clone())
                     .body(b.clone());
             }
             let mut bearer: Option<Arc<AccessToken>> = None;

@@ -111,10 +111,11 @@ impl Call {
                 (status.code(), Err(status))
             }
         };
-        self.span.record("code", format!("{code:?}"));
-        let message = answer.as_ref().err().map(|s| s.message().to_string());
+        let code_name = format!("{code:?}");
+        self.span.record("code", code_name.as_str());
+        let message = answer.as_ref().err().map(|s| s.message());
         tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0, message, "call finished");
-        m::call_finished(self.method, code, elapsed);
+        m::call_finished(self.method, code_name, elapsed);
         answer
     }
 }
@@ -166,28 +167,25 @@ mod tests {
 
     #[test]
     fn metadata_defaults_and_overrides() {
+        let begin = |md: &MetadataMap| {
+            let timeout = Duration::from_secs(30);
+            Call::begin(
+                Operation::DeleteLinkToken,
+                "DeleteLinkToken",
+                md,
+                "o",
+                "default",
+                timeout,
+            )
+        };
         let mut md = MetadataMap::new();
-        let c = Call::begin(
-            Operation::DeleteLinkToken,
-            "DeleteLinkToken",
-            &md,
-            "o",
-            "default",
-            Duration::from_secs(30),
-        );
+        let c = begin(&md);
         assert_eq!(c.profile, "default");
         assert_eq!(c.request_id.len(), 36, "a UUID is generated");
         md.insert(REQUEST_ID_HEADER, "abc-123".parse().unwrap());
         md.insert(PROFILE_HEADER, "billing".parse().unwrap());
         md.insert("grpc-timeout", "1S".parse().unwrap());
-        let c = Call::begin(
-            Operation::DeleteLinkToken,
-            "DeleteLinkToken",
-            &md,
-            "o",
-            "default",
-            Duration::from_secs(30),
-        );
+        let c = begin(&md);
         assert_eq!(
             (c.request_id.as_str(), c.profile.as_str()),
             ("abc-123", "billing")
