@@ -67,7 +67,7 @@ pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
 
 /// Recording functions (no-ops when no exporter is installed).
 pub mod metrics {
-    use std::time::Duration;
+    use std::{sync::Arc, time::Duration};
 
     pub fn call_started(method: &'static str) {
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
@@ -97,8 +97,11 @@ pub mod metrics {
             .record(elapsed.as_secs_f64());
     }
 
-    pub fn token_cache_hit(profile: &str) {
-        ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => profile.to_string()).increment(1);
+    /// On every call with a cached token: the label shares `profile`, it is not copied.
+    pub fn token_cache_hit(profile: &Arc<str>) {
+        let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
+        ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
+            .increment(1);
     }
 
     pub fn digest_challenge(profile: &str) {

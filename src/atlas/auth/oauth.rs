@@ -98,7 +98,8 @@ impl Expiry<(), Arc<AccessToken>> for EvictBeforeExpiry {
 /// Service-account token source for one profile.
 pub struct TokenSource {
     http: reqwest::Client,
-    profile: String,
+    /// Shared so the per-call metric label is a reference count, not a copy.
+    profile: Arc<str>,
     token_url: String,
     client_id: String,
     client_secret: Secret,
@@ -128,7 +129,7 @@ impl TokenSource {
     ) -> Arc<Self> {
         Arc::new(Self {
             http,
-            profile: profile.to_string(),
+            profile: Arc::from(profile),
             token_url: token_url.to_string(),
             client_id: client_id.to_string(),
             client_secret,
