@@ -218,6 +218,13 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     };
     let mut profiles = BTreeMap::new();
     for (name, fp) in file.profiles {
+        if name.is_empty() || name.chars().count() > validate::MAX_ECHO_CHARS {
+            return err(format!(
+                "profile names must be 1 to {} characters (got {:?})",
+                validate::MAX_ECHO_CHARS,
+                validate::echo(&name)
+            ));
+        }
         let profile = build_profile(&name, fp, &defaults, env)?;
         profiles.insert(name, profile);
     }

@@ -1,7 +1,9 @@
 //! `Call`: what every RPC shares from arrival to answer. It reads the per-call metadata
 //! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`), carries the tracing span, and at
 //! the end writes the one log line and the metrics, turns a `Failure` into a `Status`,
-//! and returns the request id in response metadata.
+//! and returns the request id in response metadata. A call dropped before it finished
+//! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
+//! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -11,7 +13,7 @@ use tonic::{metadata::MetadataMap, Response, Status};
 use tracing::{field::Empty, Span};
 
 use super::status::{ErrorContext, Failure};
-use crate::{atlas::Operation, telemetry::metrics as m};
+use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const PROFILE_HEADER: &str = "x-atlas-profile";
@@ -37,6 +39,7 @@ pub struct Call {
     pub caller: Option<CallerIdentity>,
     pub span: Span,
     started: Instant,
+    finished: bool,
 }
 
 impl Call {
@@ -55,19 +58,21 @@ impl Call {
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Caller values are bounded before they reach the span, logs or error details
+        // (an over-long one cannot name a profile nor pass validation anyway).
         let profile = metadata
             .get(PROFILE_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
-            .unwrap_or(default_profile)
-            .to_string();
+            .map_or_else(|| default_profile.to_string(), echo);
+        let org_id = echo(org_id);
         let timeout = metadata
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
             .unwrap_or(default_timeout);
-        let span = tracing::info_span!("rpc", method, org_id, profile = %profile, request_id = %request_id,
+        let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
             code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
         m::call_started(method);
         Self {
@@ -76,19 +81,21 @@ impl Call {
             request_id,
             profile,
             deadline: started + timeout,
-            org_id: org_id.to_string(),
+            org_id,
             caller: None,
             span,
             started,
+            finished: false,
         }
     }
 
     /// Ends the call: logs, counts, and builds the gRPC answer.
     pub fn finish<T>(
-        self,
+        mut self,
         result: Result<T, Failure>,
         atlas_domain: &str,
     ) -> Result<Response<T>, Status> {
+        self.finished = true;
         let elapsed = self.started.elapsed();
         let (code, answer) = match result {
             Ok(v) => {
@@ -128,6 +135,20 @@ impl Call {
         tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0, message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
         answer
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let code_name = format!("{:?}", tonic::Code::Cancelled);
+        self.span.record("code", code_name.as_str());
+        tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "call cancelled by the caller before it finished");
+        m::call_finished(self.method, code_name, elapsed);
     }
 }
 
