@@ -1,5 +1,7 @@
 //! `Call`: what every RPC shares from arrival to answer. It reads the per-call metadata
-//! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`), carries the tracing span, and at
+//! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`; the time budget is the caller's
+//! deadline, else the default timeout, never above `max_call_duration`), carries the
+//! tracing span, and at
 //! the end writes the one log line and the metrics, turns a `Failure` into a `Status`,
 //! and returns the request id in response metadata. A call dropped before it finished
 //! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
@@ -50,6 +52,7 @@ impl Call {
         org_id: &str,
         default_profile: &str,
         default_timeout: Duration,
+        max_duration: Duration,
     ) -> Self {
         let started = Instant::now();
         let request_id = metadata
@@ -71,7 +74,8 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
-            .unwrap_or(default_timeout);
+            .unwrap_or(default_timeout)
+            .min(max_duration);
         let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
             code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
         m::call_started(method);
@@ -208,6 +212,7 @@ mod tests {
                 "o",
                 "default",
                 timeout,
+                Duration::from_secs(300),
             )
         };
         let mut md = MetadataMap::new();
@@ -224,5 +229,8 @@ mod tests {
         );
         let left = c.deadline - Instant::now();
         assert!(left <= Duration::from_millis(980), "{left:?}");
+        md.insert("grpc-timeout", "1H".parse().unwrap());
+        let left = begin(&md).deadline - Instant::now();
+        assert!(left <= Duration::from_secs(300), "capped: {left:?}");
     }
 }
