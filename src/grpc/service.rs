@@ -8,7 +8,10 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::{call::Call, status::Failure};
+use super::{
+    call::{Call, CallerIdentity},
+    status::Failure,
+};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
@@ -16,7 +19,7 @@ use crate::{
         Operation,
     },
     config::{Config, Profile},
-    idempotency::{IdempotencyCache, Outcome},
+    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, ApiKey, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
@@ -68,14 +71,16 @@ impl GatewayService {
         req: &Request<T>,
         org_id: &str,
     ) -> Call {
-        Call::begin(
+        let mut call = Call::begin(
             op,
             method,
             req.metadata(),
             org_id,
             &self.default_profile,
             self.request_timeout,
-        )
+        );
+        call.caller = req.extensions().get::<CallerIdentity>().cloned();
+        call
     }
 
     /// The call's profile, with its org policy applied.
@@ -132,8 +137,8 @@ impl GatewayService {
     }
 }
 
-/// Runs a create at most once per `request_id` (AIP-155); without one, just runs it.
-/// The fingerprint is the request without its request_id.
+/// Runs a create at most once per `request_id` (AIP-155) and caller; without one, just
+/// runs it. The request digest is taken without the request_id.
 async fn once<M, T, Fut>(
     call: &Call,
     cache: &IdempotencyCache<T>,
@@ -144,7 +149,7 @@ async fn once<M, T, Fut>(
 ) -> Result<T, Failure>
 where
     M: Message + Clone,
-    T: Clone + Send + Sync + 'static,
+    T: Message + Default + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     if request_id.is_empty() {
@@ -152,8 +157,9 @@ where
     }
     let mut fingerprint = msg.clone();
     clear_request_id(&mut fingerprint);
-    let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
-    let (resp, outcome) = cache.run(key, fingerprint.encode_to_vec(), run).await?;
+    let caller = call.caller.as_ref().map_or("", |c| &c.0);
+    let key = Key::new(&call.profile, caller, call.method, request_id);
+    let (resp, outcome) = cache.run(key, request_digest(&fingerprint), run).await?;
     call.span.record("replayed", outcome == Outcome::Replayed);
     Ok(resp)
 }
