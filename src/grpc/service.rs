@@ -171,8 +171,8 @@ where
 async fn timed<T>(call: &Call, fut: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = fut.await;
-    call.span
-        .record("upstream_ms", started.elapsed().as_secs_f64() * 1000.0);
+    let upstream_ms = crate::telemetry::log_millis(started.elapsed());
+    call.span.record("upstream_ms", upstream_ms);
     out
 }
 
