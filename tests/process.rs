@@ -4,7 +4,6 @@
 mod common;
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -14,7 +13,7 @@ use atlas_grpc_gateway::{
     emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY},
     pb::atlas_gateway_client::AtlasGatewayClient,
 };
-use common::*;
+use common::{process::*, *};
 use tonic::Code;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
@@ -48,44 +47,6 @@ fn log_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.log");
     (dir, path)
-}
-
-/// The address in `field` of the first JSON log line that has it.
-fn logged_addr(log: &Path, field: &str) -> Option<SocketAddr> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v.get(field)?.as_str()?.parse().ok())
-}
-
-/// Waits for the gateway's "serving" line (its bound address), then for health SERVING.
-async fn wait_serving(child: &mut Child, log: &Path) -> SocketAddr {
-    let mut addr = None;
-    eventually("the gateway logs its address", || {
-        if let Some(status) = child.try_wait().unwrap() {
-            let logs = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("the gateway exited ({status}): {logs}");
-        }
-        addr = logged_addr(log, "listen");
-        std::future::ready(addr.is_some())
-    })
-    .await;
-    let addr = addr.unwrap();
-    eventually("health reports SERVING", || async move {
-        let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        else {
-            return false;
-        };
-        let health = HealthClient::new(ch)
-            .check(HealthCheckRequest::default())
-            .await;
-        health.is_ok_and(|r| r.into_inner().status == 1)
-    })
-    .await;
-    addr
 }
 
 /// Waits until Atlas (the emulator) has received `n` link-token creations.

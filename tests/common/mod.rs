@@ -2,6 +2,8 @@
 //! front of the in-process Atlas emulator, and a real tonic client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::{net::SocketAddr, time::Duration};
 
 use atlas_grpc_gateway::{
