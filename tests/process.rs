@@ -49,6 +49,33 @@ fn log_file() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// An emulator where link-token creations hang for ten minutes, and a serving gateway
+/// process (with one extra variable) in front of it.
+async fn slow_creations(
+    env: (&str, &str),
+) -> (
+    Emulator,
+    tempfile::TempDir,
+    PathBuf,
+    Child,
+    std::net::SocketAddr,
+) {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 600_000 },
+    ));
+    let (dir, log) = log_file();
+    let mut child = gateway_cmd(&emulator, &log)
+        .env(env.0, env.1)
+        .spawn()
+        .unwrap();
+    let addr = wait_serving(&mut child, &log).await;
+    (emulator, dir, log, child, addr)
+}
+
 /// Waits until Atlas (the emulator) has received `n` link-token creations.
 async fn creations_reach_atlas(emulator: &Emulator, n: u64) {
     eventually("the creations reach Atlas", || {
@@ -113,19 +140,8 @@ async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
 
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
-    let emulator = Emulator::start(Default::default(), loopback())
-        .await
-        .unwrap();
-    emulator.inject(Fault::new(
-        Route::CreateLinkToken,
-        FaultAction::Latency { millis: 10_000 },
-    ));
-    let (_dir, log) = log_file();
-    let mut child = gateway_cmd(&emulator, &log)
-        .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "30s")
-        .spawn()
-        .unwrap();
-    let addr = wait_serving(&mut child, &log).await;
+    let (emulator, _dir, log, child, addr) =
+        slow_creations(("ATLAS_GATEWAY_SHUTDOWN_GRACE", "30s")).await;
     let ch = channel(addr).await;
     let mut watch = HealthClient::new(ch.clone())
         .watch(HealthCheckRequest::default())
@@ -341,19 +357,8 @@ async fn no_secret_in_trace_level_logs_with_an_api_key_digest() {
 
 #[tokio::test]
 async fn cancelled_calls_are_counted_logged_and_leave_the_in_flight_gauge() {
-    let emulator = Emulator::start(Default::default(), loopback())
-        .await
-        .unwrap();
-    emulator.inject(Fault::new(
-        Route::CreateLinkToken,
-        FaultAction::Latency { millis: 600_000 },
-    ));
-    let (_dir, log) = log_file();
-    let mut child = gateway_cmd(&emulator, &log)
-        .env("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
-        .spawn()
-        .unwrap();
-    let addr = wait_serving(&mut child, &log).await;
+    let (emulator, _dir, log, mut child, addr) =
+        slow_creations(("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")).await;
     let metrics = logged_addr(&log, "metrics_listen").expect("metrics address logged");
     let client = AtlasGatewayClient::new(channel(addr).await);
     let calls: Vec<_> = (0..5)
