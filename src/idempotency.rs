@@ -156,8 +156,9 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
         Ok((value.clone(), Outcome::Fresh))
     }
 
-    /// Bytes currently held by records (for tests and metrics).
-    pub async fn weighted_size(&self) -> u64 {
+    /// Bytes currently held by records.
+    #[cfg(test)]
+    async fn weighted_size(&self) -> u64 {
         self.records.run_pending_tasks().await;
         self.records.weighted_size()
     }
