@@ -117,6 +117,13 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -135,13 +142,15 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             std::process::exit(130);
         });
     };
-    match server::serve(config, listener, shutdown).await {
+    let code = match server::serve(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    traces.shutdown().await;
+    code
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -36,6 +36,8 @@ pub struct Call {
     /// The proven caller identity, when the transport established one.
     pub caller: Option<CallerIdentity>,
     pub span: Span,
+    /// The OpenTelemetry trace this call continues (see `crate::otel`).
+    pub trace: crate::otel::CallTrace,
     started: Instant,
 }
 
@@ -68,7 +70,11 @@ impl Call {
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
             .unwrap_or(default_timeout);
         let span = tracing::info_span!("rpc", method, org_id, profile = %profile, request_id = %request_id,
-            code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+            trace_id = Empty, code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+        let trace = crate::otel::CallTrace::start(metadata, method);
+        if let Some(id) = trace.trace_id() {
+            span.record("trace_id", tracing::field::display(id));
+        }
         m::call_started(method);
         Self {
             operation,
@@ -79,6 +85,7 @@ impl Call {
             org_id: org_id.to_string(),
             caller: None,
             span,
+            trace,
             started,
         }
     }
@@ -127,6 +134,7 @@ impl Call {
         let message = answer.as_ref().err().map(|s| s.message());
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
+        self.trace.finish(code);
         answer
     }
 }
