@@ -62,7 +62,7 @@ pub async fn serve(
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Backstop only: each call already enforces its own deadline.
-        .timeout(config.request_timeout + Duration::from_secs(5));
+        .timeout(config.request_timeout.max(config.max_call_duration) + Duration::from_secs(5));
     if let Some(tls) = &config.tls {
         builder = builder
             .tls_config(tls_config(tls)?)

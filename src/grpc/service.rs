@@ -33,6 +33,7 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
+    max_call_duration: std::time::Duration,
     link_tokens: IdempotencyCache<CreateLinkTokenResponse>,
     api_keys: IdempotencyCache<CreateApiKeyResponse>,
     /// Global bound on calls in progress; beyond it calls are shed at once.
@@ -47,6 +48,7 @@ impl GatewayService {
             atlas,
             default_profile: config.default_profile.clone(),
             request_timeout: config.request_timeout,
+            max_call_duration: config.max_call_duration,
             link_tokens: IdempotencyCache::new(config.idempotency_window),
             api_keys: IdempotencyCache::new(config.idempotency_window),
             permits: Semaphore::new(config.max_concurrency),
@@ -78,6 +80,7 @@ impl GatewayService {
             org_id,
             &self.default_profile,
             self.request_timeout,
+            self.max_call_duration,
         );
         call.caller = req.extensions().get::<CallerIdentity>().cloned();
         call

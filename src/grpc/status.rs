@@ -16,7 +16,7 @@ use crate::{
         retry::is_rate_limit_code,
         Operation,
     },
-    validate::Violation,
+    validate::{self, Violation},
 };
 
 /// Active access tokens Atlas allows per service account.
@@ -65,6 +65,7 @@ impl Failure {
         let mut meta = HashMap::from([("org_id".to_string(), ctx.org_id.to_string())]);
         let (code, message, reason, domain) = match self {
             Failure::Invalid(violations) => {
+                let violations = validate::reported(violations);
                 let summary = violations
                     .iter()
                     .map(|v| format!("{}: {}", v.field, v.description))
