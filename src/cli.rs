@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
-    telemetry::init_tracing(config.log_format);
+    let logs = telemetry::init_tracing(config.log_format);
     if let Some(addr) = config.metrics_listen {
         if let Err(e) = telemetry::init_metrics(addr) {
             eprintln!("atlas-grpc-gateway: {e}");
@@ -134,23 +134,27 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let shutdown = async {
+    let logs = std::sync::Arc::new(logs);
+    let second = std::sync::Arc::clone(&logs);
+    let shutdown = async move {
         shutdown_signal().await;
-        tokio::spawn(async {
+        tokio::spawn(async move {
             shutdown_signal().await;
+            second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
         });
     };
-    let code = match server::serve(config, listener, shutdown).await {
+    let served = server::serve(config, listener, shutdown).await;
+    traces.shutdown().await;
+    logs.flush();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");
             ExitCode::FAILURE
         }
-    };
-    traces.shutdown().await;
-    code
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
