@@ -129,6 +129,13 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             }
         }
     }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -151,6 +158,7 @@ pub async fn run_gateway(config: Config) -> ExitCode {
         });
     };
     let served = server::serve(config, listener, shutdown).await;
+    traces.shutdown().await;
     logs.flush();
     match served {
         Ok(()) => ExitCode::SUCCESS,
