@@ -8,7 +8,10 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::{call::Call, status::Failure};
+use super::{
+    call::{Call, CallerIdentity},
+    status::Failure,
+};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
@@ -16,7 +19,7 @@ use crate::{
         Operation,
     },
     config::{Config, Profile},
-    idempotency::{IdempotencyCache, Outcome},
+    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, ApiKey, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
@@ -30,6 +33,7 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
+    max_call_duration: std::time::Duration,
     link_tokens: IdempotencyCache<CreateLinkTokenResponse>,
     api_keys: IdempotencyCache<CreateApiKeyResponse>,
     /// Global bound on calls in progress; beyond it calls are shed at once.
@@ -44,6 +48,7 @@ impl GatewayService {
             atlas,
             default_profile: config.default_profile.clone(),
             request_timeout: config.request_timeout,
+            max_call_duration: config.max_call_duration,
             link_tokens: IdempotencyCache::new(config.idempotency_window),
             api_keys: IdempotencyCache::new(config.idempotency_window),
             permits: Semaphore::new(config.max_concurrency),
@@ -68,14 +73,17 @@ impl GatewayService {
         req: &Request<T>,
         org_id: &str,
     ) -> Call {
-        Call::begin(
+        let mut call = Call::begin(
             op,
             method,
             req.metadata(),
             org_id,
             &self.default_profile,
             self.request_timeout,
-        )
+            self.max_call_duration,
+        );
+        call.caller = req.extensions().get::<CallerIdentity>().cloned();
+        call
     }
 
     /// The call's profile, with its org policy applied.
@@ -132,8 +140,8 @@ impl GatewayService {
     }
 }
 
-/// Runs a create at most once per `request_id` (AIP-155); without one, just runs it.
-/// The fingerprint is the request without its request_id.
+/// Runs a create at most once per `request_id` (AIP-155) and caller; without one, just
+/// runs it. The request digest is taken without the request_id.
 async fn once<M, T, Fut>(
     call: &Call,
     cache: &IdempotencyCache<T>,
@@ -144,7 +152,7 @@ async fn once<M, T, Fut>(
 ) -> Result<T, Failure>
 where
     M: Message + Clone,
-    T: Clone + Send + Sync + 'static,
+    T: Message + Default + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     if request_id.is_empty() {
@@ -152,8 +160,9 @@ where
     }
     let mut fingerprint = msg.clone();
     clear_request_id(&mut fingerprint);
-    let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
-    let (resp, outcome) = cache.run(key, fingerprint.encode_to_vec(), run).await?;
+    let caller = call.caller.as_ref().map_or("", |c| &c.0);
+    let key = Key::new(&call.profile, caller, call.method, request_id);
+    let (resp, outcome) = cache.run(key, request_digest(&fingerprint), run).await?;
     call.span.record("replayed", outcome == Outcome::Replayed);
     Ok(resp)
 }
@@ -162,8 +171,8 @@ where
 async fn timed<T>(call: &Call, fut: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = fut.await;
-    call.span
-        .record("upstream_ms", started.elapsed().as_secs_f64() * 1000.0);
+    let upstream_ms = crate::telemetry::log_millis(started.elapsed());
+    call.span.record("upstream_ms", upstream_ms);
     out
 }
 
