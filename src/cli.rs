@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
-    telemetry::init_tracing(config.log_format);
+    let logs = telemetry::init_tracing(config.log_format);
     // Signal handlers first: a signal from the moment the process can be seen is caught,
     // and the second one reaches the same stream as the first.
     let mut signals = match Signals::new() {
@@ -129,6 +129,13 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             }
         }
     }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -139,15 +146,21 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    let logs = std::sync::Arc::new(logs);
+    let second = std::sync::Arc::clone(&logs);
     let shutdown = async move {
         signals.next().await;
         tokio::spawn(async move {
             signals.next().await;
+            second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
         });
     };
-    match server::serve(config, listener, shutdown).await {
+    let served = server::serve(config, listener, shutdown).await;
+    traces.shutdown().await;
+    logs.flush();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");

@@ -136,6 +136,7 @@ impl GatewayService {
             profile: &call.profile,
             request_id: &call.request_id,
             deadline: call.deadline,
+            trace: &call.trace,
         }
     }
 }
