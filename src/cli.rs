@@ -115,10 +115,22 @@ async fn serve(args: ServeArgs) -> ExitCode {
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
     let logs = telemetry::init_tracing(config.log_format);
+    // Signal handlers first: a signal from the moment the process can be seen is caught,
+    // and the second one reaches the same stream as the first.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(addr) = config.metrics_listen {
-        if let Err(e) = telemetry::init_metrics(addr) {
-            eprintln!("atlas-grpc-gateway: {e}");
-            return ExitCode::from(EX_USAGE);
+        match telemetry::init_metrics(addr).await {
+            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
+            Err(e) => {
+                eprintln!("atlas-grpc-gateway: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
         }
     }
     let traces = match crate::otel::init() {
@@ -141,9 +153,9 @@ pub async fn run_gateway(config: Config) -> ExitCode {
     let logs = std::sync::Arc::new(logs);
     let second = std::sync::Arc::clone(&logs);
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.next().await;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.next().await;
             second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
@@ -161,20 +173,38 @@ pub async fn run_gateway(config: Config) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT as one stream of events, registered once.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {

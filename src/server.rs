@@ -85,12 +85,14 @@ pub async fn serve(
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
     // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
     // on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+    // The bound address (the configured one, or the port the OS chose for port 0).
+    let listen = listener.local_addr().unwrap_or(config.listen);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = drain_rx.wait_for(|d| *d).await;
     });
     tokio::pin!(server);
-    tracing::info!(listen = %config.listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
+    tracing::info!(listen = %listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         () = shutdown => {}

@@ -6,12 +6,10 @@ mod common;
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use atlas_grpc_gateway::emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use common::*;
-use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use common::{process::wait_serving, *};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
@@ -27,45 +25,26 @@ impl Process {
     async fn start(emulator: &Emulator, args: &[&str], env: &[(&str, &str)]) -> Process {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("gateway.log");
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .arg("serve")
             .args(args)
             .env_clear()
             .env("MONGODB_ATLAS_BASE_URL", emulator.base_url())
             .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
             .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-            .env("ATLAS_GATEWAY_LISTEN", addr.to_string())
+            .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
             .env("ATLAS_GATEWAY_METRICS_LISTEN", "off")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let p = Process {
+        let addr = wait_serving(&mut child, &log).await;
+        Process {
             child,
             addr,
             log,
             _dir: dir,
-        };
-        p.wait_serving().await;
-        p
-    }
-
-    async fn wait_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut health = HealthClient::new(channel(self.addr).await);
-            if let Ok(r) = health.check(HealthCheckRequest::default()).await {
-                if r.into_inner().status == 1 {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "gateway did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
