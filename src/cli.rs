@@ -182,6 +182,7 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Registers the SIGTERM and SIGINT handlers.
     pub fn new() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
