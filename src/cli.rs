@@ -15,10 +15,12 @@ use crate::{
 #[command(name = "atlas-grpc-gateway", version, about)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands.
 pub enum Command {
     /// Run the gateway against Atlas.
     Serve(Box<ServeArgs>),
@@ -31,6 +33,7 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+/// Arguments of `healthcheck`.
 pub struct HealthcheckArgs {
     /// Gateway address; 0.0.0.0 / [::] mean the local loopback.
     #[arg(long, env = "ATLAS_GATEWAY_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
@@ -62,6 +65,7 @@ pub struct HealthcheckArgs {
         hide_env_values = true,
         requires = "tls_cert"
     )]
+    /// Client key for mTLS (with --tls-cert).
     pub tls_key: Option<std::path::PathBuf>,
 }
 
@@ -178,6 +182,7 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Registers the SIGTERM and SIGINT handlers.
     pub fn new() -> std::io::Result<Self> {
         #[cfg(unix)]
         {

@@ -22,9 +22,13 @@ use profile::{build_profile, ProfileDefaults};
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
 use sources::{FileConfig, FileProfile};
 
+/// Atlas's public base URL.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
+/// The Atlas API version the operations use.
 pub const DEFAULT_API_VERSION: &str = "2023-01-01";
+/// Where the gateway listens by default (loopback: a sidecar).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// The profile used when a call names none.
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// A configuration problem, phrased as what to fix.
@@ -53,12 +57,16 @@ pub enum LogFormat {
 pub enum Credentials {
     /// OAuth2 client credentials (service account). Recommended by Atlas.
     ServiceAccount {
+        /// The service account's client id.
         client_id: String,
+        /// The service account's client secret.
         client_secret: Secret,
     },
     /// HTTP Digest with a programmatic API key pair (legacy).
     ApiKey {
+        /// The API key's public key.
         public_key: String,
+        /// The API key's private key.
         private_key: Secret,
     },
 }
@@ -66,9 +74,13 @@ pub enum Credentials {
 /// One named set of credentials and policy, chosen per call with `x-atlas-profile`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Profile {
+    /// The profile's name (`x-atlas-profile`).
     pub name: String,
+    /// Atlas base URL.
     pub base_url: String,
+    /// OAuth token endpoint.
     pub token_url: String,
+    /// How the profile authenticates.
     pub credentials: Credentials,
     /// Orgs this profile may act on; `None` means any.
     pub allowed_org_ids: Option<BTreeSet<String>>,
@@ -82,25 +94,34 @@ pub struct Profile {
 /// caller's identity in logs and idempotency records.
 #[derive(Clone, Debug, Serialize)]
 pub struct CallerToken {
+    /// The environment variable the token came from.
     pub name: String,
+    /// The token.
     pub token: Secret,
 }
 
 /// TLS for the gRPC listener. With `client_ca`, callers must present a certificate (mTLS).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TlsConfig {
+    /// Server certificate chain (PEM).
     pub cert: PathBuf,
+    /// Server private key (PEM).
     pub key: PathBuf,
     #[serde(default)]
+    /// CA that signs caller certificates (mTLS).
     pub client_ca: Option<PathBuf>,
 }
 
 /// Everything the gateway needs, validated.
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
+    /// gRPC listen address.
     pub listen: SocketAddr,
+    /// Prometheus listen address; `None` when off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Log line format.
     pub log_format: LogFormat,
+    /// Atlas API version (`YYYY-MM-DD`).
     pub api_version: String,
     /// Upper bound for one upstream call when the caller sets no deadline.
     #[serde(with = "secs")]
@@ -111,17 +132,22 @@ pub struct Config {
     /// Serve a non-loopback address without caller authentication (explicit opt-out).
     pub allow_unauthenticated_network: bool,
     #[serde(with = "secs")]
+    /// How long in-flight calls may finish after SIGTERM.
     pub shutdown_grace: Duration,
     #[serde(with = "secs")]
+    /// How long a `request_id` is remembered (AIP-155).
     pub idempotency_window: Duration,
     /// Concurrent gRPC calls served before new ones are shed with RESOURCE_EXHAUSTED.
     pub max_concurrency: usize,
     /// Largest upstream response body read, in bytes.
     pub max_response_bytes: usize,
+    /// TLS (and mTLS) for the listener; `None`: plaintext.
     pub tls: Option<TlsConfig>,
     /// Static bearer tokens callers must present (`authorization: Bearer ...`); empty = off.
     pub caller_tokens: Vec<CallerToken>,
+    /// The profile used when a call names none.
     pub default_profile: String,
+    /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
 }
 

@@ -24,7 +24,7 @@ pub mod validate;
 
 /// Generated protobuf types and the tonic service/client for `atlas.gateway.v1`.
 pub mod pb {
-    #![allow(missing_docs, clippy::all)]
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("atlas.gateway.v1");
 
     /// Encoded descriptor set (with source info) for server reflection.

@@ -21,7 +21,7 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
     Resource,
 };
-use tonic::metadata::MetadataMap;
+use tonic::{metadata::MetadataMap, Code};
 
 /// The gRPC service every server span belongs to.
 const RPC_SERVICE: &str = "atlas.gateway.v1.AtlasGateway";
@@ -157,17 +157,22 @@ impl CallTrace {
     }
 
     /// Ends the server span with the call's gRPC code.
-    pub fn finish(&self, code: tonic::Code) {
+    pub fn finish(&self, code: Code) {
         let Some(cx) = &self.cx else { return };
         let span = cx.span();
         span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
         // Semantic conventions: these codes are server errors; the others are the
         // caller's (unset status).
-        use tonic::Code::*;
-        if matches!(
+        let server_error = matches!(
             code,
-            Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
-        ) {
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        );
+        if server_error {
             span.set_status(Status::error(format!("{code:?}")));
         }
         span.end();

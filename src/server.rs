@@ -27,12 +27,16 @@ pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot build the Atlas HTTP client: {0}")]
+    /// The Atlas HTTP client could not be built.
     Client(#[from] reqwest::Error),
     #[error("TLS setup failed: {0}")]
+    /// Certificates or keys could not be loaded.
     Tls(String),
     #[error("gRPC server failed: {0}")]
+    /// The gRPC transport failed.
     Transport(#[from] tonic::transport::Error),
     #[error("reflection setup failed: {0}")]
+    /// Reflection could not be set up.
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
@@ -134,6 +138,7 @@ pub struct CallerAuth {
 }
 
 impl CallerAuth {
+    /// Checks callers against these tokens.
     pub fn new(tokens: Vec<CallerToken>) -> Self {
         Self {
             tokens: Arc::new(tokens),

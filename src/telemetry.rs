@@ -110,6 +110,7 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
 pub mod metrics {
     use std::{sync::Arc, time::Duration};
 
+    /// A call started.
     pub fn call_started(method: &'static str) {
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
     }
@@ -123,15 +124,18 @@ pub mod metrics {
             .record(elapsed.as_secs_f64());
     }
 
+    /// One Atlas HTTP attempt ended with `status`.
     pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
         ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status)
             .record(elapsed.as_secs_f64());
     }
 
+    /// An Atlas call is retried for `reason`.
     pub fn upstream_retry(operation: &'static str, reason: &'static str) {
         ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
     }
 
+    /// A token request ended with `outcome`.
     pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
         ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
         ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
@@ -145,6 +149,7 @@ pub mod metrics {
             .increment(1);
     }
 
+    /// A Digest challenge was answered.
     pub fn digest_challenge(profile: &str) {
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
     }

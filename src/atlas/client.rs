@@ -27,7 +27,9 @@ use crate::{config::Config, config::Profile, secret::Secret, telemetry::metrics 
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
+    /// The configured profile the call uses.
     pub profile: &'a str,
+    /// The call's request id (for log lines).
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
     pub deadline: Instant,

@@ -17,7 +17,9 @@ use tracing::{field::Empty, Span};
 use super::status::{ErrorContext, Failure};
 use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
 
+/// Correlation id metadata key (echoed back).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Profile selection metadata key.
 pub const PROFILE_HEADER: &str = "x-atlas-profile";
 
 /// Answer a little before the caller's deadline (a tenth of it, at most this), so the
@@ -32,14 +34,21 @@ pub struct CallerIdentity(pub Arc<str>);
 
 /// One RPC in progress.
 pub struct Call {
+    /// The Atlas operation.
     pub operation: Operation,
+    /// The RPC name.
     pub method: &'static str,
+    /// The caller's `x-request-id`, or a generated UUID.
     pub request_id: String,
+    /// The profile (`x-atlas-profile` or the default).
     pub profile: String,
+    /// When the call must be answered.
     pub deadline: Instant,
+    /// The org the call acts on.
     pub org_id: String,
     /// The proven caller identity, when the transport established one.
     pub caller: Option<CallerIdentity>,
+    /// The call's tracing span (the per-call log line's fields).
     pub span: Span,
     /// The OpenTelemetry trace this call continues (see `crate::otel`).
     pub trace: crate::otel::CallTrace,
@@ -48,6 +57,7 @@ pub struct Call {
 }
 
 impl Call {
+    /// Starts a call: reads its metadata, opens its span, counts it.
     pub fn begin(
         operation: Operation,
         method: &'static str,

@@ -43,6 +43,7 @@ pub struct GatewayService {
 }
 
 impl GatewayService {
+    /// The service over a shared Atlas client.
     pub fn new(config: &Config, atlas: Arc<AtlasClient>) -> Self {
         Self {
             atlas,
