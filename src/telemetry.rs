@@ -56,6 +56,7 @@ pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .and_then(|b| b.install())
         .map_err(|e| format!("cannot start the metrics listener on {addr}: {e}"))?;
+    metrics::enable();
     ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
     ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
     ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
@@ -82,16 +83,40 @@ pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Recording functions (no-ops when no exporter is installed).
+/// Recording functions (no-ops until the exporter is installed).
 pub mod metrics {
-    use std::{sync::Arc, time::Duration};
+    use std::{
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+        time::Duration,
+    };
+
+    /// Set once the exporter is installed. Until then every function returns at once:
+    /// even the no-op recorder would cost a metric key (labels, hashing) per call.
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn enable() {
+        ON.store(true, Ordering::Relaxed);
+    }
+
+    fn off() -> bool {
+        !ON.load(Ordering::Relaxed)
+    }
 
     pub fn call_started(method: &'static str) {
+        if off() {
+            return;
+        }
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
     }
 
     /// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
     pub fn call_finished(method: &'static str, code: String, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).decrement(1.0);
         ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code)
             .increment(1);
@@ -100,15 +125,24 @@ pub mod metrics {
     }
 
     pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status)
             .record(elapsed.as_secs_f64());
     }
 
     pub fn upstream_retry(operation: &'static str, reason: &'static str) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
     }
 
     pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
         ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
             .record(elapsed.as_secs_f64());
@@ -116,12 +150,18 @@ pub mod metrics {
 
     /// On every call with a cached token: the label shares `profile`, it is not copied.
     pub fn token_cache_hit(profile: &Arc<str>) {
+        if off() {
+            return;
+        }
         let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
         ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
             .increment(1);
     }
 
     pub fn digest_challenge(profile: &str) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
     }
 }
