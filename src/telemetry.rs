@@ -71,6 +71,7 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
             upkeep.run_upkeep();
         }
     });
+    metrics::enable();
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || std::future::ready(handle.render())),
@@ -106,17 +107,41 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
     Ok(bound)
 }
 
-/// Recording functions (no-ops when no exporter is installed).
+/// Recording functions (no-ops until the exporter is installed).
 pub mod metrics {
-    use std::{sync::Arc, time::Duration};
+    use std::{
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+        time::Duration,
+    };
+
+    /// Set once the exporter is installed. Until then every function returns at once:
+    /// even the no-op recorder would cost a metric key (labels, hashing) per call.
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn enable() {
+        ON.store(true, Ordering::Relaxed);
+    }
+
+    fn off() -> bool {
+        !ON.load(Ordering::Relaxed)
+    }
 
     /// A call started.
     pub fn call_started(method: &'static str) {
+        if off() {
+            return;
+        }
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
     }
 
     /// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
     pub fn call_finished(method: &'static str, code: String, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).decrement(1.0);
         ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code)
             .increment(1);
@@ -126,17 +151,26 @@ pub mod metrics {
 
     /// One Atlas HTTP attempt ended with `status`.
     pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status)
             .record(elapsed.as_secs_f64());
     }
 
     /// An Atlas call is retried for `reason`.
     pub fn upstream_retry(operation: &'static str, reason: &'static str) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
     }
 
     /// A token request ended with `outcome`.
     pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
         ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
             .record(elapsed.as_secs_f64());
@@ -144,6 +178,9 @@ pub mod metrics {
 
     /// On every call with a cached token: the label shares `profile`, it is not copied.
     pub fn token_cache_hit(profile: &Arc<str>) {
+        if off() {
+            return;
+        }
         let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
         ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
             .increment(1);
@@ -151,6 +188,9 @@ pub mod metrics {
 
     /// A Digest challenge was answered.
     pub fn digest_challenge(profile: &str) {
+        if off() {
+            return;
+        }
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
     }
 }

@@ -39,6 +39,8 @@ pub struct CallContext<'a> {
 
 struct Upstream {
     profile: Profile,
+    /// `profile.base_url` parsed once: a call sets only the path (no host parse, no IDNA).
+    base: reqwest::Url,
     auth: Authenticator,
     in_flight: Semaphore,
 }
@@ -70,6 +72,7 @@ impl AtlasClient {
                 let auth = Authenticator::new(&http, &p.name, &p.token_url, &p.credentials);
                 let upstream = Upstream {
                     profile: p.clone(),
+                    base: reqwest::Url::parse(&p.base_url).expect("config validated the base URL"),
                     auth,
                     in_flight: Semaphore::new(p.max_in_flight),
                 };
@@ -153,7 +156,11 @@ impl AtlasClient {
             .map_err(|_| AtlasError::Timeout)?
             .expect("semaphore never closed");
         let path = op.path(org_id);
-        let url = format!("{}{}", upstream.profile.base_url, path);
+        let mut url = upstream.base.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            upstream.base.path().trim_end_matches('/')
+        ));
         let mut retries = 0u32;
         let mut token_refreshed = false;
         let mut handshakes = 0u32;
@@ -164,7 +171,7 @@ impl AtlasClient {
         loop {
             let mut req = self
                 .http
-                .request(op.method(), &url)
+                .request(op.method(), url.clone())
                 .header(header::ACCEPT, self.media_type.clone());
             if let Some(b) = &body {
                 req = req
@@ -227,8 +234,9 @@ impl AtlasClient {
                     }
                     (Authenticator::OAuth(tokens), _, _) if !token_refreshed => {
                         token_refreshed = true;
+                        // Boxed: a cold path, kept out of every call's future.
                         let retry = match &bearer {
-                            Some(t) => tokens.invalidate(t).await,
+                            Some(t) => Box::pin(tokens.invalidate(t)).await,
                             None => false,
                         };
                         if retry {

@@ -164,7 +164,8 @@ where
     clear_request_id(&mut fingerprint);
     let caller = call.caller.as_ref().map_or("", |c| &c.0);
     let key = Key::new(&call.profile, caller, call.method, request_id);
-    let (resp, outcome) = cache.run(key, request_digest(&fingerprint), run).await?;
+    // Boxed: keeps the cache's future out of the calls that send no request_id.
+    let (resp, outcome) = Box::pin(cache.run(key, request_digest(&fingerprint), run)).await?;
     call.span.record("replayed", outcome == Outcome::Replayed);
     Ok(resp)
 }

@@ -182,6 +182,13 @@ impl TokenSource {
             }
             return Ok(token);
         }
+        // Boxed: the fetch (a whole HTTP exchange) would otherwise make every call's
+        // future kilobytes larger, and every call pays for moving it.
+        Box::pin(self.fetch_shared()).await
+    }
+
+    /// The cold path of [`Self::token`]: no cached token.
+    async fn fetch_shared(self: &Arc<Self>) -> Result<Arc<AccessToken>, AtlasError> {
         if let Some(remembered) = self.cooling_down() {
             return Err(AtlasError::from(&remembered));
         }
