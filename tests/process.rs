@@ -357,7 +357,7 @@ async fn no_secret_in_trace_level_logs_with_an_api_key_digest() {
 
 #[tokio::test]
 async fn cancelled_calls_are_counted_logged_and_leave_the_in_flight_gauge() {
-    let (emulator, _dir, log, mut child, addr) =
+    let (emulator, _dir, log, child, addr) =
         slow_creations(("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")).await;
     let metrics = logged_addr(&log, "metrics_listen").expect("metrics address logged");
     let client = AtlasGatewayClient::new(channel(addr).await);
@@ -384,9 +384,10 @@ async fn cancelled_calls_are_counted_logged_and_leave_the_in_flight_gauge() {
         }
     })
     .await;
-    child.kill().unwrap();
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(&log).unwrap();
+    // SIGTERM, not SIGKILL: the gateway flushes its (batched) log writer at exit.
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0), "{logs}");
     let lines = logs
         .lines()
         .filter(|l| l.contains("call cancelled by the caller"))
