@@ -30,6 +30,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod control;
+mod counters;
 mod digest;
 mod faults;
 mod response;
@@ -44,7 +45,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cli::{run, EmulatorArgs};
-pub use control::{Counters, RecordedRequest};
+pub use counters::{Counters, RecordedRequest};
 pub use faults::{Fault, FaultAction, Route};
 
 /// Organization that exists in the default configuration; the demo credentials own it.
