@@ -42,6 +42,10 @@ pub struct Counters {
     pub link_tokens_deleted: u64,
     /// Successful API key creations.
     pub api_keys_created: u64,
+    /// Successful API key deletions.
+    pub api_keys_deleted: u64,
+    /// Access list entries added to API keys.
+    pub access_list_entries_created: u64,
     /// Requests whose client went away before the emulator answered (the handler was
     /// dropped): shows that a cancelled gateway call drops its upstream request too.
     pub abandoned: u64,

@@ -86,7 +86,7 @@ impl Call {
                 (tonic::Code::Ok, Ok(r))
             }
             Err(f) => {
-                if let Failure::Atlas(e) = &f {
+                if let Some(e) = f.atlas_error() {
                     if let Some(c) = e.error_code() {
                         self.span.record("error_code", c);
                     }

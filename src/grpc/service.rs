@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::{
     call::Call,
     rpc::Rpc,
-    rpcs::{CreateApiKey, CreateLinkToken, DeleteLinkToken},
+    rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
     status::Failure,
 };
 use crate::{
@@ -22,8 +22,8 @@ use crate::{
     idempotency::{IdempotencyCache, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
-        CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
-        DeleteLinkTokenResponse,
+        CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
+        DeleteLinkTokenRequest, DeleteLinkTokenResponse, ListApiKeysRequest, ListApiKeysResponse,
     },
 };
 
@@ -112,12 +112,20 @@ impl GatewayService {
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }
 
-    /// The call's profile, with its org policy applied.
+    /// The call's profile, with its RPC and org policy applied.
     fn profile(&self, call: &Call) -> Result<&Profile, Failure> {
         let profile = self
             .atlas
             .profile(&call.profile)
             .ok_or_else(|| Failure::UnknownProfile(call.profile.clone()))?;
+        if let Some(allowed) = &profile.allowed_rpcs {
+            if !allowed.contains(call.method) {
+                return Err(Failure::PolicyDenied {
+                    field: "rpc".into(),
+                    detail: format!("profile {:?} may not call {}", profile.name, call.method),
+                });
+            }
+        }
         if let Some(allowed) = &profile.allowed_org_ids {
             if !allowed.contains(&call.org_id) {
                 return Err(Failure::PolicyDenied {
@@ -171,5 +179,19 @@ impl AtlasGateway for GatewayService {
         request: Request<CreateApiKeyRequest>,
     ) -> Result<Response<CreateApiKeyResponse>, Status> {
         self.handle::<CreateApiKey>(request).await
+    }
+
+    async fn delete_api_key(
+        &self,
+        request: Request<DeleteApiKeyRequest>,
+    ) -> Result<Response<DeleteApiKeyResponse>, Status> {
+        self.handle::<DeleteApiKey>(request).await
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        self.handle::<ListApiKeys>(request).await
     }
 }
