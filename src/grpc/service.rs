@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{
-    call::Call,
+    call::{Call, CallerIdentity},
     rpc::Rpc,
     rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
     status::Failure,
@@ -19,7 +19,7 @@ use super::{
 use crate::{
     atlas::client::{AtlasClient, CallContext},
     config::{Config, Profile},
-    idempotency::{IdempotencyCache, Outcome},
+    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
@@ -32,7 +32,8 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
-    /// AIP-155 results of every RPC, encoded, keyed by profile, method and request_id.
+    /// AIP-155 results of every RPC (each response encoded), keyed by profile, caller,
+    /// method and request_id.
     replays: IdempotencyCache<Bytes>,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
@@ -67,7 +68,7 @@ impl GatewayService {
         &self,
         request: Request<R::Request>,
     ) -> Result<Response<R::Response>, Status> {
-        let call = Call::begin(
+        let mut call = Call::begin(
             R::OPERATION,
             R::METHOD,
             request.metadata(),
@@ -75,6 +76,7 @@ impl GatewayService {
             &self.default_profile,
             self.request_timeout,
         );
+        call.caller = request.extensions().get::<CallerIdentity>().cloned();
         let result = match self.permits.try_acquire() {
             Ok(_permit) => {
                 self.process::<R>(&call, request.into_inner())
@@ -105,9 +107,10 @@ impl GatewayService {
         if request_id.is_empty() {
             return run().await;
         }
-        let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
+        let caller = call.caller.as_ref().map_or("", |c| &c.0);
+        let key = Key::new(&call.profile, caller, call.method, &request_id);
         let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
-        let (bytes, outcome) = self.replays.run(key, req.encode_to_vec(), fresh).await?;
+        let (bytes, outcome) = self.replays.run(key, request_digest(&req), fresh).await?;
         call.span.record("replayed", outcome == Outcome::Replayed);
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }
@@ -153,8 +156,8 @@ impl GatewayService {
 async fn timed<T>(call: &Call, fut: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = fut.await;
-    call.span
-        .record("upstream_ms", started.elapsed().as_secs_f64() * 1000.0);
+    let upstream_ms = crate::telemetry::log_millis(started.elapsed());
+    call.span.record("upstream_ms", upstream_ms);
     out
 }
 
