@@ -5,6 +5,7 @@
 #
 #   bash scripts/callgrind.sh                 # 16 callers, 40 and 140 calls per caller
 #   CALLERS=1 bash scripts/callgrind.sh       # one caller (no batching in h2 or the log)
+#   BENCH_GATEWAY_BIN=/path/to/other/build bash scripts/callgrind.sh   # another build
 #
 # Each server runs twice under callgrind (N1 and N2 calls per caller); instructions per
 # call = (Ir(N2) - Ir(N1)) / ((N2 - N1) * callers), so start-up and shutdown cancel out.

@@ -6,8 +6,9 @@
 //! [`grpc::rpc::Rpc`] in [`grpc::rpcs`]) → [`validate`] (all checks, all violations) → [`atlas`] (client,
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
-//! (tracing, metrics), [`server`] (health, reflection, TLS, shutdown), [`idempotency`]
-//! (AIP-155), [`page_token`] (AIP-158), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
+//! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
+//! reflection, TLS, shutdown, signals), [`idempotency`] (AIP-155), [`page_token`]
+//! (AIP-158), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
+pub mod otel;
 pub mod page_token;
 pub mod secret;
 pub mod server;

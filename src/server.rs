@@ -86,12 +86,14 @@ pub async fn serve(
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
     // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
     // on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+    // The bound address (the configured one, or the port the OS chose for port 0).
+    let listen = listener.local_addr().unwrap_or(config.listen);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = drain_rx.wait_for(|d| *d).await;
     });
     tokio::pin!(server);
-    tracing::info!(listen = %config.listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
+    tracing::info!(listen = %listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         () = shutdown => {}
@@ -118,12 +120,31 @@ pub async fn serve(
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
     let logs = telemetry::init_tracing(config.log_format);
+    // Signal handlers first: a signal from the moment the process can be seen is caught,
+    // and the second one reaches the same stream as the first.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(addr) = config.metrics_listen {
-        if let Err(e) = telemetry::init_metrics(addr) {
+        match telemetry::init_metrics(addr).await {
+            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
+            Err(e) => {
+                eprintln!("atlas-grpc-gateway: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");
             return ExitCode::from(EX_USAGE);
         }
-    }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -134,18 +155,19 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let logs = Arc::new(logs);
-    let second = Arc::clone(&logs);
+    let logs = std::sync::Arc::new(logs);
+    let second = std::sync::Arc::clone(&logs);
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.next().await;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.next().await;
             second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
         });
     };
     let served = serve(config, listener, shutdown).await;
+    traces.shutdown().await;
     logs.flush();
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,20 +178,38 @@ pub async fn run_gateway(config: Config) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT as one stream of events, registered once.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeError> {

@@ -23,14 +23,13 @@ use crate::{
     settings::{env_str, Rpc},
 };
 
-const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
-
-/// The gateway binary and its size in bytes.
-pub fn gateway_bin() -> (&'static str, u64) {
-    (
-        GATEWAY_BIN,
-        std::fs::metadata(GATEWAY_BIN).map_or(0, |m| m.len()),
-    )
+/// The gateway binary (`BENCH_GATEWAY_BIN` overrides it, e.g. to compare two builds) and
+/// its size in bytes.
+pub fn gateway_bin() -> (String, u64) {
+    let bin = env_str("BENCH_GATEWAY_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_atlas-grpc-gateway").to_string());
+    let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+    (bin, size)
 }
 
 /// A running server child.
@@ -129,7 +128,7 @@ fn command(program: &str) -> (Command, bool) {
 /// SERVING; the start-up time is spawn → first SERVING answer.
 pub async fn spawn_gateway(base_url: &str, spec: &GatewaySpec) -> ChildProcess {
     let addr = free_port();
-    let (mut cmd, wrapped) = command(GATEWAY_BIN);
+    let (mut cmd, wrapped) = command(&gateway_bin().0);
     cmd.arg("serve")
         .env("MONGODB_ATLAS_BASE_URL", base_url)
         .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)

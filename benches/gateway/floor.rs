@@ -142,9 +142,10 @@ pub fn main(listen: &str) {
             .await
             .expect("bind the floor's address");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut signals = atlas_grpc_gateway::server::Signals::new().expect("signal handlers");
         Server::builder()
             .add_service(AtlasGatewayServer::new(floor))
-            .serve_with_incoming_shutdown(incoming, atlas_grpc_gateway::server::shutdown_signal())
+            .serve_with_incoming_shutdown(incoming, async move { signals.next().await })
             .await
             .expect("the floor serves");
     });

@@ -39,7 +39,8 @@
 //!   `BENCH_FLOOR_DOCKER` (default 1): add the Dockerfile row (JSON logs, metrics on).
 //! - `BENCH_CHILD_WRAPPER`: a command to run the gateway and floor children under (e.g.
 //!   `valgrind --tool=callgrind`), and `BENCH_CALLS_PER_CALLER`: exactly that many calls
-//!   per caller and cell, no warm-up; see `scripts/callgrind.sh`.
+//!   per caller and cell, no warm-up; see `scripts/callgrind.sh`. `BENCH_GATEWAY_BIN`: another
+//!   gateway binary than the one cargo built (to compare builds in one run).
 //!
 //! Output: human tables on stdout, then one line `BENCH_JSON {...}`.
 mod callers;

@@ -24,7 +24,7 @@ use super::{
     retry::{retryable_status, Backoff, Idempotency},
     Operation,
 };
-use crate::{config::Config, config::Profile, telemetry::metrics as m};
+use crate::{config::Config, config::Profile, otel::AtlasAttempt, telemetry::metrics as m};
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
@@ -32,6 +32,8 @@ pub struct CallContext<'a> {
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
     pub deadline: Instant,
+    /// The call's trace: each HTTP attempt is a client span in it.
+    pub trace: &'a crate::otel::CallTrace,
 }
 
 /// One Atlas HTTP request: the operation, its path (with any query) and its JSON body.
@@ -65,6 +67,12 @@ struct AuthState<'a> {
     bearer: Option<Arc<AccessToken>>,
     token_refreshed: bool,
     handshakes: u32,
+}
+
+/// One HTTP attempt: its client span, and when it started (for the latency metric).
+struct Attempt {
+    span: AtlasAttempt,
+    started: Instant,
 }
 
 /// Why and how long to wait before another attempt.
@@ -153,13 +161,17 @@ impl AtlasClient {
             let http = self
                 .authenticate(ctx, &upstream.auth, &mut auth, http, req)
                 .await?;
-            let started = Instant::now();
+            let mut attempt = Attempt {
+                span: ctx.trace.atlas_attempt(req.op, &upstream.profile.base_url),
+                started: Instant::now(),
+            };
             let step = match send(ctx, http).await? {
                 Ok(resp) => {
-                    self.classify(ctx, req.op, upstream, &mut auth, resp, started)
+                    let auth = &mut auth;
+                    self.classify(ctx, req.op, upstream, auth, &mut attempt, resp)
                         .await?
                 }
-                Err(e) => transport_failure(req.op, &e, started),
+                Err(e) => transport_failure(req.op, &e, attempt.started),
             };
             match step {
                 Step::Done(answer) => return Ok(answer),
@@ -226,10 +238,12 @@ impl AtlasClient {
         op: Operation,
         upstream: &Upstream,
         auth: &mut AuthState<'_>,
+        attempt: &mut Attempt,
         resp: reqwest::Response,
-        started: Instant,
     ) -> Result<Step, AtlasError> {
         let status = resp.status().as_u16();
+        let started = attempt.started;
+        attempt.span.status(status);
         let info = HeaderFacts::read(resp.headers());
         if let Some(token) = auth.bearer.as_ref().filter(|_| status != 401) {
             token.mark_accepted();
@@ -260,6 +274,7 @@ impl AtlasClient {
         let api_error = parse_api_error(&body);
         let unreadable = api_error.is_none().then(|| unreadable_reason(&body));
         let failure = info.failure(status, api_error, unreadable);
+        attempt.span.error_code(failure.error_code());
         let retry_after = failure.retry_after;
         let hint = retryable_status(
             op.idempotency(),

@@ -48,6 +48,29 @@ impl Operation {
         }
     }
 
+    /// The spec's path template (`/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`).
+    pub fn template(self) -> &'static str {
+        match self {
+            Operation::CreateLinkToken | Operation::DeleteLinkToken => {
+                "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
+            }
+            Operation::CreateApiKey | Operation::ListApiKeys => {
+                "/api/atlas/v2/orgs/{orgId}/apiKeys"
+            }
+            Operation::DeleteApiKey => "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+            Operation::CreateApiKeyAccessList => {
+                "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
+            }
+        }
+    }
+
+    /// The template filled in with (already validated) ids.
+    pub fn path(self, org_id: &str, api_key_id: &str) -> String {
+        self.template()
+            .replace("{orgId}", org_id)
+            .replace("{apiUserId}", api_key_id)
+    }
+
     /// True for the POSTs: a failure after sending may have created something.
     pub fn creates(self) -> bool {
         self.method() == reqwest::Method::POST

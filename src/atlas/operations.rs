@@ -14,10 +14,6 @@ fn json_body(value: &impl serde::Serialize) -> Option<bytes::Bytes> {
     Some(serde_json::to_vec(value).expect("serializable").into())
 }
 
-fn org_path(org_id: &str, rest: &str) -> String {
-    format!("/api/atlas/v2/orgs/{org_id}{rest}")
-}
-
 impl AtlasClient {
     /// POST .../liveMigrations/linkTokens; returns the link token.
     pub async fn create_link_token(
@@ -28,7 +24,7 @@ impl AtlasClient {
     ) -> Result<Secret, AtlasError> {
         let req = AtlasRequest {
             op: Operation::CreateLinkToken,
-            path: org_path(org_id, "/liveMigrations/linkTokens"),
+            path: Operation::CreateLinkToken.path(org_id, ""),
             body: json_body(&models::TargetOrgRequest { access_list_ips }),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -44,7 +40,7 @@ impl AtlasClient {
     ) -> Result<(), AtlasError> {
         let req = AtlasRequest {
             op: Operation::DeleteLinkToken,
-            path: org_path(org_id, "/liveMigrations/linkTokens"),
+            path: Operation::DeleteLinkToken.path(org_id, ""),
             body: None,
         };
         self.execute(ctx, &req).await.map(drop)
@@ -60,7 +56,7 @@ impl AtlasClient {
     ) -> Result<models::ApiKeyUserDetails, AtlasError> {
         let req = AtlasRequest {
             op: Operation::CreateApiKey,
-            path: org_path(org_id, "/apiKeys"),
+            path: Operation::CreateApiKey.path(org_id, ""),
             body: json_body(&models::CreateAtlasOrganizationApiKey { desc, roles }),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -81,7 +77,7 @@ impl AtlasClient {
             .collect();
         let req = AtlasRequest {
             op: Operation::CreateApiKeyAccessList,
-            path: org_path(org_id, &format!("/apiKeys/{api_key_id}/accessList")),
+            path: Operation::CreateApiKeyAccessList.path(org_id, api_key_id),
             body: json_body(&body),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -99,7 +95,7 @@ impl AtlasClient {
     ) -> Result<(), AtlasError> {
         let req = AtlasRequest {
             op: Operation::DeleteApiKey,
-            path: org_path(org_id, &format!("/apiKeys/{api_key_id}")),
+            path: Operation::DeleteApiKey.path(org_id, api_key_id),
             body: None,
         };
         self.execute(ctx, &req).await.map(drop)
@@ -116,7 +112,7 @@ impl AtlasClient {
         let query = format!("?itemsPerPage={items_per_page}&pageNum={page_num}&includeCount=true");
         let req = AtlasRequest {
             op: Operation::ListApiKeys,
-            path: org_path(org_id, &format!("/apiKeys{query}")),
+            path: Operation::ListApiKeys.path(org_id, "") + &query,
             body: None,
         };
         let answer = self.execute(ctx, &req).await?;

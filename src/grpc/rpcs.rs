@@ -144,10 +144,11 @@ async fn fence(
     ips: &[String],
 ) -> Result<Vec<String>, Failure> {
     let atlas = Arc::clone(atlas);
-    let (profile, request_id, deadline) = (
+    let (profile, request_id, deadline, trace) = (
         ctx.profile.to_owned(),
         ctx.request_id.to_owned(),
         ctx.deadline,
+        ctx.trace.clone(),
     );
     let (org_id, key_id, ips) = (org_id.to_owned(), key_id.to_owned(), ips.to_vec());
     let unit = tokio::spawn(async move {
@@ -155,6 +156,7 @@ async fn fence(
             profile: &profile,
             request_id: &request_id,
             deadline,
+            trace: &trace,
         };
         let error = match atlas
             .add_api_key_access_list(&ctx, &org_id, &key_id, &ips)

@@ -105,6 +105,7 @@ impl GatewayService {
             profile: &call.profile,
             request_id: &call.request_id,
             deadline: call.deadline,
+            trace: &call.trace,
         };
         let run = || timed(call, R::call(&self.atlas, &ctx, &req));
         if request_id.is_empty() {
