@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     config::{Config, ProcessEnv, ServeArgs},
-    server, telemetry,
+    server::{self, EX_USAGE},
 };
 
 /// gRPC sidecar for the MongoDB Atlas Admin API.
@@ -69,8 +69,6 @@ pub struct HealthcheckArgs {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
-const EX_USAGE: u8 = 64;
-
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -109,103 +107,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_gateway(config).await
-}
-
-/// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
-pub async fn run_gateway(config: Config) -> ExitCode {
-    let logs = telemetry::init_tracing(config.log_format);
-    // Signal handlers first: a signal from the moment the process can be seen is caught,
-    // and the second one reaches the same stream as the first.
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("atlas-grpc-gateway: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(addr) = config.metrics_listen {
-        match telemetry::init_metrics(addr).await {
-            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
-            Err(e) => {
-                eprintln!("atlas-grpc-gateway: {e}");
-                return ExitCode::from(EX_USAGE);
-            }
-        }
-    }
-    let traces = match crate::otel::init() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("atlas-grpc-gateway: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "atlas-grpc-gateway: cannot listen on {}: {e}",
-                config.listen
-            );
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let logs = std::sync::Arc::new(logs);
-    let second = std::sync::Arc::clone(&logs);
-    let shutdown = async move {
-        signals.next().await;
-        tokio::spawn(async move {
-            signals.next().await;
-            second.flush();
-            eprintln!("atlas-grpc-gateway: second signal, exiting now");
-            std::process::exit(130);
-        });
-    };
-    let served = server::serve(config, listener, shutdown).await;
-    traces.shutdown().await;
-    logs.flush();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("atlas-grpc-gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// SIGTERM and SIGINT as one stream of events, registered once.
-pub struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Registers the SIGTERM and SIGINT handlers.
-    pub fn new() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                term: signal(SignalKind::terminate())?,
-                int: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Resolves on the next SIGTERM or SIGINT.
-    pub async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    server::run_gateway(config).await
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {

@@ -86,6 +86,8 @@ pub struct Profile {
     pub allowed_org_ids: Option<BTreeSet<String>>,
     /// Roles `CreateApiKey` may grant with this profile; `None` means any.
     pub allowed_roles: Option<BTreeSet<String>>,
+    /// RPCs (`CreateApiKey`, ...) callers may use with this profile; `None` means all.
+    pub allowed_rpcs: Option<BTreeSet<String>>,
     /// Bound on concurrent upstream calls made with this profile.
     pub max_in_flight: usize,
 }

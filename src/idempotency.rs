@@ -26,7 +26,10 @@ use prost::Message;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::grpc::status::Failure;
+/// A `request_id` came back with a different request. Callers turn it into their own
+/// error type (`E: From<RequestIdReused>`), so this module knows none of theirs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestIdReused;
 
 /// Bytes of records kept at most, per cache (a CreateApiKey answer is about 300 bytes).
 const MAX_BYTES: u64 = 32 * 1024 * 1024;
@@ -109,15 +112,11 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
     }
 
     /// Runs `call` once per `key`; `digest` identifies the request itself.
-    pub async fn run<F, Fut>(
-        &self,
-        key: Key,
-        digest: Digest,
-        call: F,
-    ) -> Result<(T, Outcome), Failure>
+    pub async fn run<F, Fut, E>(&self, key: Key, digest: Digest, call: F) -> Result<(T, Outcome), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<RequestIdReused>,
     {
         if let Some(record) = self.records.get(&key).await {
             return replay(&record, &digest);
@@ -133,7 +132,7 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
             Arc::clone(entry)
         };
         if entry.digest != digest {
-            return Err(Failure::RequestIdReused);
+            return Err(RequestIdReused.into());
         }
         let ran = AtomicBool::new(false);
         let _forget = Forget {
@@ -168,12 +167,15 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
     }
 }
 
-fn replay<T: Message + Default>(record: &Record, digest: &Digest) -> Result<(T, Outcome), Failure> {
+fn replay<T: Message + Default, E: From<RequestIdReused>>(
+    record: &Record,
+    digest: &Digest,
+) -> Result<(T, Outcome), E> {
     if &record.request_digest != digest {
-        return Err(Failure::RequestIdReused);
+        return Err(RequestIdReused.into());
     }
     // The bytes were encoded from a T by this process (or a peer running this code).
-    let value = T::decode(record.response.clone()).map_err(|_| Failure::RequestIdReused)?;
+    let value = T::decode(record.response.clone()).map_err(|_| RequestIdReused)?;
     Ok((value, Outcome::Replayed))
 }
 
@@ -210,6 +212,19 @@ mod tests {
 
     type Resp = crate::pb::CreateLinkTokenResponse;
 
+    /// A caller's error type: reuse, or a failed call.
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Reused,
+        Failed,
+    }
+
+    impl From<RequestIdReused> for TestError {
+        fn from(_: RequestIdReused) -> Self {
+            TestError::Reused
+        }
+    }
+
     fn resp(s: &str) -> Resp {
         Resp {
             link_token: s.into(),
@@ -226,12 +241,12 @@ mod tests {
         let calls = AtomicU32::new(0);
         let call = || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Ok(resp("t"))
+            Ok::<_, TestError>(resp("t"))
         };
         let run = |d: u8| cache.run(key("k"), [d; 32], call);
         assert_eq!(run(1).await.unwrap(), (resp("t"), Outcome::Fresh));
         assert_eq!(run(1).await.unwrap(), (resp("t"), Outcome::Replayed));
-        assert!(matches!(run(2).await, Err(Failure::RequestIdReused)));
+        assert_eq!(run(2).await, Err(TestError::Reused));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -239,11 +254,13 @@ mod tests {
     async fn failures_are_not_remembered_even_with_another_request() {
         let cache = IdempotencyCache::<Resp>::new(Duration::from_secs(60));
         let r = cache
-            .run(key("k"), [1; 32], || async { Err(Failure::Overloaded) })
+            .run(key("k"), [1; 32], || async { Err(TestError::Failed) })
             .await;
         assert!(r.is_err());
         let r = cache
-            .run(key("k"), [2; 32], || async { Ok(resp("ok")) })
+            .run(key("k"), [2; 32], || async {
+                Ok::<_, TestError>(resp("ok"))
+            })
             .await
             .unwrap();
         assert_eq!(r, (resp("ok"), Outcome::Fresh));
@@ -269,7 +286,9 @@ mod tests {
         let big = "x".repeat(8 * 1024);
         for i in 0..100 {
             let r = cache
-                .run(key(&i.to_string()), [0; 32], || async { Ok(resp(&big)) })
+                .run(key(&i.to_string()), [0; 32], || async {
+                    Ok::<_, TestError>(resp(&big))
+                })
                 .await;
             assert!(r.is_ok());
         }

@@ -1,13 +1,14 @@
 //! atlas-grpc-gateway: a gRPC sidecar in front of the MongoDB Atlas Admin API.
 //!
 //! # Layout
-//! A call flows `proto/` → [`grpc::service`] (metadata → request → domain call →
-//! response) → [`validate`] (all checks, all violations) → [`atlas`] (client,
+//! A call flows `proto/` → [`grpc::service`] (one path for every RPC: metadata →
+//! validation → policy → idempotency → Atlas call → response; each RPC an
+//! [`grpc::rpc::Rpc`] in [`grpc::rpcs`]) → [`validate`] (all checks, all violations) → [`atlas`] (client,
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
-//! reflection, TLS, shutdown), [`idempotency`] (AIP-155), [`secret`] (redaction), [`cli`]
-//! (subcommands). [`emulator`] is a dev/test
+//! reflection, TLS, shutdown, signals), [`idempotency`] (AIP-155), [`page_token`]
+//! (AIP-158), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
 pub mod otel;
+pub mod page_token;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
@@ -27,9 +29,33 @@ pub mod pb {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("atlas.gateway.v1");
 
+    /// The RPCs of `AtlasGateway`, as a profile's `allowed_rpcs` names them.
+    pub const RPC_NAMES: [&str; 5] = [
+        "CreateLinkToken",
+        "DeleteLinkToken",
+        "CreateApiKey",
+        "DeleteApiKey",
+        "ListApiKeys",
+    ];
+
     /// Encoded descriptor set (with source info) for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("atlas_gateway_descriptor");
+
+    #[cfg(test)]
+    #[test]
+    fn rpc_names_are_the_service_methods() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let methods: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "AtlasGateway")
+            .flat_map(|s| s.method.iter().map(|m| m.name().to_string()))
+            .collect();
+        assert_eq!(methods, RPC_NAMES);
+    }
 
     impl std::fmt::Debug for ApiKey {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +66,7 @@ pub mod pb {
                 .field("private_key", &"[REDACTED]")
                 .field("roles", &self.roles)
                 .field("links", &self.links)
+                .field("access_list_ips", &self.access_list_ips)
                 .finish()
         }
     }

@@ -115,8 +115,8 @@ impl Extractor for Metadata<'_> {
 }
 
 /// The trace of one RPC: the trace id for the log line and, when exporting, the
-/// context holding the server span.
-#[derive(Default)]
+/// context holding the server span. A clone shares the span (for work the call spawns).
+#[derive(Clone, Default)]
 pub struct CallTrace {
     trace_id: Option<TraceId>,
     cx: Option<Context>,
@@ -184,10 +184,10 @@ impl CallTrace {
             return AtlasAttempt(None);
         };
         let method = op.method();
-        let template = op.path("{orgId}");
+        let template = op.template();
         let mut attributes = vec![
             KeyValue::new("http.request.method", method.as_str().to_string()),
-            KeyValue::new("url.template", template.clone()),
+            KeyValue::new("url.template", template),
             KeyValue::new("atlas.operation", op.id()),
         ];
         if let Ok(uri) = base_url.parse::<http::Uri>() {

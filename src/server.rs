@@ -1,8 +1,9 @@
 //! The gRPC server: the gateway service plus `grpc.health.v1.Health` and server
 //! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS and caller bearer
 //! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
-//! accepting, let in-flight calls finish within the grace period).
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+//! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
+//! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
+use std::{collections::HashMap, future::Future, process::ExitCode, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{
@@ -18,7 +19,11 @@ use crate::{
     config::{CallerToken, Config},
     grpc::{call::CallerIdentity, service::GatewayService, status::GATEWAY_DOMAIN},
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
+    telemetry,
 };
+
+/// Exit status for bad configuration or an address that cannot be bound (EX_USAGE).
+pub const EX_USAGE: u8 = 64;
 
 /// Full name of the gateway service, as health and reflection report it.
 pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
@@ -114,6 +119,102 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
+pub async fn run_gateway(config: Config) -> ExitCode {
+    let logs = telemetry::init_tracing(config.log_format);
+    // Signal handlers first: a signal from the moment the process can be seen is caught,
+    // and the second one reaches the same stream as the first.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = config.metrics_listen {
+        match telemetry::init_metrics(addr).await {
+            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
+            Err(e) => {
+                eprintln!("atlas-grpc-gateway: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "atlas-grpc-gateway: cannot listen on {}: {e}",
+                config.listen
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let logs = std::sync::Arc::new(logs);
+    let second = std::sync::Arc::clone(&logs);
+    let shutdown = async move {
+        signals.next().await;
+        tokio::spawn(async move {
+            signals.next().await;
+            second.flush();
+            eprintln!("atlas-grpc-gateway: second signal, exiting now");
+            std::process::exit(130);
+        });
+    };
+    let served = serve(config, listener, shutdown).await;
+    traces.shutdown().await;
+    logs.flush();
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM and SIGINT as one stream of events, registered once.
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the SIGTERM and SIGINT handlers.
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeError> {

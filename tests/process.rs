@@ -416,6 +416,11 @@ async fn prometheus_metrics_on_their_own_port() {
         FaultAction::error(503, "SERVICE_UNAVAILABLE"),
     ));
     c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    let list = atlas_grpc_gateway::pb::ListApiKeysRequest {
+        org_id: DEMO_ORG_ID.into(),
+        ..Default::default()
+    };
+    c.list_api_keys(list).await.unwrap();
     let text = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .unwrap()
@@ -428,8 +433,10 @@ async fn prometheus_metrics_on_their_own_port() {
         r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok"} 2"#,
         r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument"} 1"#,
         r#"atlas_gateway_token_fetches_total{profile="default",outcome="ok"} 1"#,
-        // Cache hits per upstream attempt: 2nd create, delete, its retry.
-        r#"atlas_gateway_token_cache_hits_total{profile="default"} 3"#,
+        // Cache hits per upstream attempt: 2nd create, delete, its retry, list.
+        r#"atlas_gateway_token_cache_hits_total{profile="default"} 4"#,
+        r#"atlas_gateway_calls_total{method="ListApiKeys",code="Ok"} 1"#,
+        "atlas_gateway_upstream_duration_seconds_bucket{operation=\"listOrgApiKeys\",status=\"200\",le=",
         r#"atlas_gateway_upstream_retries_total{operation="deleteOrgLiveMigrationLinkTokens",reason="503"} 1"#,
         "atlas_gateway_upstream_duration_seconds_bucket{operation=\"createOrgLiveMigrationLinkToken\",status=\"201\",le=",
         "atlas_gateway_in_flight_calls",
@@ -476,4 +483,59 @@ fn help_and_errors_never_show_credential_values() {
             assert!(!all.contains(secret), "{args:?} printed {secret}: {all}");
         }
     }
+}
+
+#[tokio::test]
+async fn an_orphaned_api_key_is_logged_at_error_level_with_its_id_not_its_secret() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let (id, private_key) = ("0a1b2c3d4e5f60718293a4b5", "orphan-private-key-7f3e9c");
+    let created = serde_json::json!({"id": id, "desc": "ci key", "publicKey": "abcdefgh",
+        "privateKey": private_key, "roles": [{"orgId": DEMO_ORG_ID, "roleName": "ORG_MEMBER"}]});
+    // Atlas "creates" a key it then does not know: the access list POST is a 404, and
+    // the rollback DELETE fails.
+    emulator.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::Raw {
+            status: 200,
+            content_type: "application/vnd.atlas.2023-01-01+json".into(),
+            body: created.to_string(),
+        },
+    ));
+    emulator.inject(Fault::new(
+        Route::DeleteApiKey,
+        FaultAction::error(500, "UNEXPECTED_ERROR"),
+    ));
+    let (_dir, log) = log_file();
+    let mut child = gateway_cmd(&emulator, &log)
+        .env("RUST_LOG", "trace")
+        .spawn()
+        .unwrap();
+    let addr = wait_serving(&mut child, &log).await;
+    let mut c = AtlasGatewayClient::new(channel(addr).await);
+    let mut req = key_req(DEMO_ORG_ID);
+    req.access_list_ips = vec!["10.0.0.0/8".into()];
+    let err = c.create_api_key(req).await.unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Internal, "ORPHANED_API_KEY")
+    );
+    assert_eq!(meta(&err, "api_key_id").as_deref(), Some(id));
+    assert_eq!(
+        meta(&err, "access_list_error").as_deref(),
+        Some("RESOURCE_NOT_FOUND")
+    );
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0));
+    let orphan = logs
+        .lines()
+        .find(|l| l.contains("ORPHANED API KEY"))
+        .unwrap_or_else(|| panic!("no orphan line in:\n{logs}"));
+    assert!(orphan.contains("ERROR") && orphan.contains(id), "{orphan}");
+    assert!(
+        !logs.contains(private_key),
+        "the private key leaked into logs"
+    );
 }

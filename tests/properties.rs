@@ -17,7 +17,8 @@ use atlas_grpc_gateway::{
         Operation,
     },
     grpc::status::{code_for, proto_field_path, ErrorContext, Failure},
-    pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest},
+    page_token,
+    pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, ListApiKeysRequest},
     validate::{self, Violation, MAX_ACCESS_LIST_IPS, MAX_DESC_CHARS, MAX_REQUEST_ID_LEN},
 };
 use proptest::prelude::*;
@@ -180,6 +181,35 @@ fn camel(words: &[String]) -> String {
         .collect()
 }
 
+// ---------------------------------------------------------------- page tokens
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A token decodes to its page for its own org and size, and for no other.
+    #[test]
+    fn page_tokens_round_trip_and_stay_bound(size in 1u32..=500, page in 2u32.., other in 1u32..=500) {
+        let token = page_token::encode(ORG, size, page);
+        prop_assert_eq!(page_token::decode(&token, ORG, size), Ok(page));
+        prop_assert!(page_token::decode(&token, "0123456789abcdef01234567", size).is_err());
+        if other != size {
+            prop_assert!(page_token::decode(&token, ORG, other).is_err());
+        }
+    }
+
+    /// Arbitrary ListApiKeys requests: no panic; a page_token violation exactly when the
+    /// token is not one issued for this org and (effective) size.
+    #[test]
+    fn list_validation_is_total(org_id in any_string(), page_size in any::<i32>(), token in any_string()) {
+        let req = ListApiKeysRequest { org_id: org_id.clone(), page_size, page_token: token.clone() };
+        let got = fields(validate::list_api_keys(&req));
+        prop_assert_eq!(got.contains(&"page_size".to_string()), page_size < 0);
+        let token_ok = token.is_empty() || page_token::page_size(page_size)
+            .is_none_or(|size| page_token::decode(&token, &org_id, size).is_ok());
+        prop_assert_eq!(got.contains(&"page_token".to_string()), !token_ok);
+    }
+}
+
 // ---------------------------------------------------------------- validation
 
 proptest! {
@@ -247,7 +277,7 @@ proptest! {
         roles in prop::collection::vec(prop_oneof![0i32..=8, any::<i32>()], 0..12),
         request_id in any_string(),
     ) {
-        let req = CreateApiKeyRequest { org_id: org_id.clone(), desc: desc.clone(), roles: roles.clone(), request_id: request_id.clone() };
+        let req = CreateApiKeyRequest { org_id: org_id.clone(), desc: desc.clone(), roles: roles.clone(), request_id: request_id.clone(), ..Default::default() };
         let got = fields(validate::create_api_key(&req));
         let mut want = Vec::new();
         if !org_id_ok(&org_id) { want.push("org_id".to_string()); }
@@ -269,7 +299,7 @@ proptest! {
         roles in prop::collection::vec(1i32..=7, 1..8),
         request_id in "[!-~]{0,36}",
     ) {
-        let req = CreateApiKeyRequest { org_id, desc: desc.into_iter().collect(), roles, request_id };
+        let req = CreateApiKeyRequest { org_id, desc: desc.into_iter().collect(), roles, request_id, ..Default::default() };
         prop_assert_eq!(validate::create_api_key(&req), Ok(()));
     }
 
@@ -314,6 +344,7 @@ fn huge_inputs_are_bounded() {
         desc: "é".repeat(2 << 20),
         roles: vec![2; 100_000],
         request_id: "r".repeat(1 << 20),
+        ..Default::default()
     };
     assert_eq!(
         fields(validate::create_api_key(&req)),

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use atlas_grpc_gateway::pb::{
     atlas_gateway_server::{AtlasGateway, AtlasGatewayServer},
     CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest, CreateLinkTokenResponse,
-    DeleteLinkTokenRequest, DeleteLinkTokenResponse,
+    DeleteApiKeyRequest, DeleteApiKeyResponse, DeleteLinkTokenRequest, DeleteLinkTokenResponse,
+    ListApiKeysRequest, ListApiKeysResponse,
 };
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tonic::{
@@ -44,6 +45,12 @@ struct Body<'a> {
 struct TargetOrg {
     #[serde(rename = "linkToken")]
     link_token: String,
+}
+
+fn only_create_link_token<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(
+        "the floor serves CreateLinkToken only",
+    ))
 }
 
 #[tonic::async_trait]
@@ -86,18 +93,28 @@ impl AtlasGateway for Floor {
         &self,
         _: Request<DeleteLinkTokenRequest>,
     ) -> Result<Response<DeleteLinkTokenResponse>, Status> {
-        Err(Status::unimplemented(
-            "the floor serves CreateLinkToken only",
-        ))
+        only_create_link_token()
     }
 
     async fn create_api_key(
         &self,
         _: Request<CreateApiKeyRequest>,
     ) -> Result<Response<CreateApiKeyResponse>, Status> {
-        Err(Status::unimplemented(
-            "the floor serves CreateLinkToken only",
-        ))
+        only_create_link_token()
+    }
+
+    async fn delete_api_key(
+        &self,
+        _: Request<DeleteApiKeyRequest>,
+    ) -> Result<Response<DeleteApiKeyResponse>, Status> {
+        only_create_link_token()
+    }
+
+    async fn list_api_keys(
+        &self,
+        _: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        only_create_link_token()
     }
 }
 
@@ -125,7 +142,7 @@ pub fn main(listen: &str) {
             .await
             .expect("bind the floor's address");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut signals = atlas_grpc_gateway::cli::Signals::new().expect("signal handlers");
+        let mut signals = atlas_grpc_gateway::server::Signals::new().expect("signal handlers");
         Server::builder()
             .add_service(AtlasGatewayServer::new(floor))
             .serve_with_incoming_shutdown(incoming, async move { signals.next().await })

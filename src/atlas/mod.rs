@@ -1,7 +1,8 @@
-//! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the three
-//! operations as the official spec defines them ([`Operation`]), their JSON shapes
-//! ([`models`]), reading answers ([`response`]), authentication ([`auth`]), the retry
-//! policy ([`retry`]) and the upstream error type ([`error::AtlasError`]).
+//! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the
+//! operations as the official spec defines them ([`Operation`], typed in [`operations`]),
+//! their JSON shapes ([`models`]), reading answers ([`response`]), authentication
+//! ([`auth`]), the retry policy ([`retry`]) and the upstream error type
+//! ([`error::AtlasError`]).
 //!
 //! This module knows HTTP and Atlas; it knows nothing of gRPC. It never logs a secret
 //! and never returns a raw upstream body.
@@ -9,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod models;
+pub mod operations;
 pub mod response;
 pub mod retry;
 
@@ -23,6 +25,12 @@ pub enum Operation {
     DeleteLinkToken,
     /// POST .../apiKeys (`createOrgApiKey`).
     CreateApiKey,
+    /// POST .../apiKeys/{apiUserId}/accessList (`createOrgApiKeyAccessListEntry`).
+    CreateApiKeyAccessList,
+    /// DELETE .../apiKeys/{apiUserId} (`deleteOrgApiKey`).
+    DeleteApiKey,
+    /// GET .../apiKeys (`listOrgApiKeys`).
+    ListApiKeys,
 }
 
 impl Operation {
@@ -32,25 +40,47 @@ impl Operation {
             Operation::CreateLinkToken => "createOrgLiveMigrationLinkToken",
             Operation::DeleteLinkToken => "deleteOrgLiveMigrationLinkTokens",
             Operation::CreateApiKey => "createOrgApiKey",
+            Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
+            Operation::DeleteApiKey => "deleteOrgApiKey",
+            Operation::ListApiKeys => "listOrgApiKeys",
         }
     }
 
     /// The operation's HTTP method.
     pub fn method(self) -> reqwest::Method {
         match self {
-            Operation::DeleteLinkToken => reqwest::Method::DELETE,
+            Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
+            Operation::ListApiKeys => reqwest::Method::GET,
             _ => reqwest::Method::POST,
         }
     }
 
-    /// Request path for an (already validated) org id.
-    pub fn path(self, org_id: &str) -> String {
+    /// The spec's path template (`/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`).
+    pub fn template(self) -> &'static str {
         match self {
             Operation::CreateLinkToken | Operation::DeleteLinkToken => {
-                format!("/api/atlas/v2/orgs/{org_id}/liveMigrations/linkTokens")
+                "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
             }
-            Operation::CreateApiKey => format!("/api/atlas/v2/orgs/{org_id}/apiKeys"),
+            Operation::CreateApiKey | Operation::ListApiKeys => {
+                "/api/atlas/v2/orgs/{orgId}/apiKeys"
+            }
+            Operation::DeleteApiKey => "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+            Operation::CreateApiKeyAccessList => {
+                "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
+            }
         }
+    }
+
+    /// The template filled in with (already validated) ids.
+    pub fn path(self, org_id: &str, api_key_id: &str) -> String {
+        self.template()
+            .replace("{orgId}", org_id)
+            .replace("{apiUserId}", api_key_id)
+    }
+
+    /// True for the POSTs: a failure after sending may have created something.
+    pub fn creates(self) -> bool {
+        self.method() == reqwest::Method::POST
     }
 
     /// Atlas API docs for the operation (`x-xgen-docs-url`).
@@ -59,14 +89,18 @@ impl Operation {
             Operation::CreateLinkToken => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Cloud-Migration-Service/operation/createOrgLiveMigrationLinkToken",
             Operation::DeleteLinkToken => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Cloud-Migration-Service/operation/deleteOrgLiveMigrationLinkTokens",
             Operation::CreateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKey",
+            Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
+            Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
+            Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
         }
     }
 
     /// Whether Atlas may safely receive the request twice (decides retries after a send).
     pub fn idempotency(self) -> Idempotency {
-        match self {
-            Operation::DeleteLinkToken => Idempotency::Idempotent,
-            _ => Idempotency::NonIdempotent,
+        if self.creates() {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
         }
     }
 }

@@ -100,6 +100,17 @@ pub(super) fn build_profile(
             ));
         }
     }
+    if let Some(rpcs) = &fp.allowed_rpcs {
+        if let Some(bad) = rpcs
+            .iter()
+            .find(|r| !crate::pb::RPC_NAMES.contains(&r.as_str()))
+        {
+            return err(format!(
+                "profiles.{name}.allowed_rpcs: {bad:?} is not an RPC of this gateway (one of {})",
+                crate::pb::RPC_NAMES.join(", ")
+            ));
+        }
+    }
     Ok(Profile {
         name: name.to_string(),
         base_url,
@@ -107,6 +118,7 @@ pub(super) fn build_profile(
         credentials,
         allowed_org_ids: fp.allowed_org_ids,
         allowed_roles: fp.allowed_roles,
+        allowed_rpcs: fp.allowed_rpcs,
         max_in_flight: positive(
             &format!("profiles.{name}.max_in_flight"),
             fp.max_in_flight.unwrap_or(256),

@@ -8,12 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::control::Counters;
+use super::bodies::AccessEntry;
+use super::counters::{Counters, RecordedRequest};
 use super::faults::Fault;
+use super::response::RATE_LIMIT;
 use super::EmulatorConfig;
-
-/// Value of the `Ratelimit-Limit` header, per one-minute window.
-pub(crate) const RATE_LIMIT: u32 = 500;
 
 /// Above this many live entries, expired tokens / nonces are swept on the next insert.
 const SWEEP_THRESHOLD: usize = 1024;
@@ -87,6 +86,12 @@ impl NonceState {
 pub(crate) struct StoredApiKey {
     pub org_id: String,
     pub id: String,
+    pub desc: String,
+    pub public_key: String,
+    /// The end of the private key: after creation Atlas shows only this, masked.
+    pub private_key_tail: String,
+    pub roles: Vec<String>,
+    pub access_list: Vec<AccessEntry>,
 }
 
 /// Mutable state; see [`Shared::lock`].
@@ -100,8 +105,8 @@ pub(crate) struct Inner {
     /// Orgs that currently have a live-migration link.
     pub links: HashSet<String>,
     pub api_keys: Vec<StoredApiKey>,
-    /// The most recent Atlas API requests (at most `control::RECORDED_MAX`).
-    pub recorded: std::collections::VecDeque<super::control::RecordedRequest>,
+    /// The most recent Atlas API requests (at most `counters::RECORDED_MAX`).
+    pub recorded: std::collections::VecDeque<RecordedRequest>,
     rate_window: Option<(Instant, u32)>,
 }
 

@@ -126,7 +126,7 @@ impl Call {
                 (tonic::Code::Ok, Ok(r))
             }
             Err(f) => {
-                if let Failure::Atlas(e) = &f {
+                if let Some(e) = f.atlas_error() {
                     if let Some(c) = e.error_code() {
                         self.span.record("error_code", c);
                     }
@@ -134,7 +134,7 @@ impl Call {
                         self.span.record("upstream_status", s);
                     }
                     if matches!(e, crate::atlas::error::AtlasError::BadResponse { .. })
-                        && self.operation != Operation::DeleteLinkToken
+                        && self.operation.creates()
                     {
                         tracing::error!(parent: &self.span, "Atlas answered 2xx with an unreadable body: the resource may have been created in Atlas without the caller learning of it");
                     }
