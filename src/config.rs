@@ -14,7 +14,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{secret::Secret, validate};
+use crate::{secret::Secret, store::StoreConfig, validate};
 
 mod sources;
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
@@ -24,6 +24,7 @@ pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 pub const DEFAULT_API_VERSION: &str = "2023-01-01";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_PROFILE: &str = "default";
+pub const DEFAULT_STORE_PREFIX: &str = "atlas-gw";
 
 /// A configuration problem, phrased as what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,9 @@ pub struct Profile {
     pub name: String,
     pub base_url: String,
     pub token_url: String,
+    /// RFC 7009 revocation endpoint: tokens minted without a shared store are revoked
+    /// there at graceful shutdown.
+    pub revoke_url: String,
     pub credentials: Credentials,
     /// Orgs this profile may act on; `None` means any.
     pub allowed_org_ids: Option<BTreeSet<String>>,
@@ -108,6 +112,8 @@ pub struct Config {
     pub caller_tokens: Vec<Secret>,
     pub default_profile: String,
     pub profiles: BTreeMap<String, Profile>,
+    /// Fleet mode: state shared through Redis; `None` keeps it in process.
+    pub shared_store: Option<StoreConfig>,
 }
 
 mod secs {
@@ -164,6 +170,16 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         Some(u) => Some(check_url("MONGODB_ATLAS_TOKEN_URL / --token-url", &u)?),
         None => None,
     };
+    let revoke_url = match args.revoke_url.clone().or(file.revoke_url) {
+        Some(u) => Some(check_url("MONGODB_ATLAS_REVOKE_URL / --revoke-url", &u)?),
+        None => None,
+    };
+    let shared_store = shared_store(
+        args.shared_store.clone().or(file.shared_store),
+        args.shared_store_prefix
+            .clone()
+            .or(file.shared_store_prefix),
+    )?;
     let api_version = args
         .api_version
         .clone()
@@ -203,6 +219,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     let defaults = ProfileDefaults {
         base_url: &base_url,
         token_url: token_url.as_deref(),
+        revoke_url: revoke_url.as_deref(),
         client_id_flag: args.client_id.as_deref(),
     };
     let mut profiles = BTreeMap::new();
@@ -260,12 +277,48 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         caller_tokens,
         default_profile,
         profiles,
+        shared_store,
     })
+}
+
+/// `redis://` or `rediss://` with a host; the prefix is a plain word (it goes inside a
+/// Redis Cluster hash tag). The URL is never echoed: it may hold a password.
+fn shared_store(
+    url: Option<String>,
+    prefix: Option<String>,
+) -> Result<Option<StoreConfig>, ConfigError> {
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_STORE_PREFIX.into());
+    let prefix_ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !prefix_ok {
+        return err(format!(
+            "--shared-store-prefix must be 1-64 letters, digits, '-', '_' or '.' (got {prefix:?})"
+        ));
+    }
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
+            Ok(Some(StoreConfig {
+                url: Secret::new(url),
+                prefix,
+            }))
+        }
+        _ => err(format!(
+            "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {})",
+            crate::store::redact_url(&url)
+        )),
+    }
 }
 
 struct ProfileDefaults<'a> {
     base_url: &'a str,
     token_url: Option<&'a str>,
+    revoke_url: Option<&'a str>,
     client_id_flag: Option<&'a str>,
 }
 
@@ -284,6 +337,11 @@ fn build_profile(
         (Some(u), _) => check_url(&format!("profiles.{name}.token_url"), &u)?,
         (None, Some(u)) => u.to_string(),
         (None, None) => format!("{base_url}/api/oauth/token"),
+    };
+    let revoke_url = match (fp.revoke_url, d.revoke_url) {
+        (Some(u), _) => check_url(&format!("profiles.{name}.revoke_url"), &u)?,
+        (None, Some(u)) => u.to_string(),
+        (None, None) => format!("{base_url}/api/oauth/revoke"),
     };
     // Explicit per-profile settings first; the default profile falls back to the
     // Atlas CLI / Terraform environment variable names.
@@ -367,6 +425,7 @@ fn build_profile(
         name: name.to_string(),
         base_url,
         token_url,
+        revoke_url,
         credentials,
         allowed_org_ids: fp.allowed_org_ids,
         allowed_roles: fp.allowed_roles,

@@ -6,7 +6,8 @@
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`server`] (health, reflection, TLS, shutdown), [`idempotency`]
-//! (AIP-155), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
+//! (AIP-155), [`store`] (fleet mode: state shared through Redis), [`secret`]
+//! (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod grpc;
 pub mod idempotency;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 

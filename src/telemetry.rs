@@ -59,6 +59,10 @@ pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
         "Calls served by a cached token"
     );
     ::metrics::describe_counter!(
+        "atlas_gateway_shared_store_errors_total",
+        "Shared store operations that failed or timed out (the call went on in process)"
+    );
+    ::metrics::describe_counter!(
         "atlas_gateway_digest_challenges_total",
         "Digest challenges answered"
     );
@@ -101,6 +105,11 @@ pub mod metrics {
     pub fn token_cache_hit(profile: &Arc<str>) {
         let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
         ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
+            .increment(1);
+    }
+
+    pub fn shared_store_error(operation: &'static str) {
+        ::metrics::counter!("atlas_gateway_shared_store_errors_total", "operation" => operation)
             .increment(1);
     }
 

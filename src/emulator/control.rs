@@ -7,7 +7,9 @@
 //! - `POST /__emulator/faults` with one `Fault` or an array of them → `{"active_faults": n}`
 //! - `DELETE /__emulator/faults` → `{"active_faults": 0}`
 //! - `POST /__emulator/tokens/revoke` → `{"revoked": n}`
-//! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links, keys)
+//! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links,
+//!   keys; limits stay)
+//! - `GET /__emulator/limits` → [`Limits`]; `POST` one to replace them (absent = unlimited)
 //! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id"}], "active_tokens": n}`
 //!
 //! Control requests are not counted and never pass through fault rules.
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::faults::Fault;
+use super::limits::Limits;
 use super::response::{json_response, mark_emulated, JSON};
 use super::state::Shared;
 
@@ -65,6 +68,14 @@ pub struct Counters {
     pub link_tokens_deleted: u64,
     /// Successful API key creations.
     pub api_keys_created: u64,
+    /// Token requests refused with 429 by the token-request limit.
+    pub token_rate_limited: u64,
+    /// Token requests refused with 403 by the active-token cap.
+    pub token_limit_reached: u64,
+    /// Requests to `POST /api/oauth/revoke` with valid client credentials.
+    pub revoke_requests: u64,
+    /// Live tokens those requests revoked.
+    pub tokens_revoked: u64,
     /// Requests whose client went away before the emulator answered (the handler was
     /// dropped): shows that a cancelled gateway call drops its upstream request too.
     pub abandoned: u64,
@@ -96,6 +107,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/__emulator/tokens/revoke", post(revoke_tokens))
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/state", get(state))
+        .route("/__emulator/limits", get(get_limits).post(set_limits))
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -161,6 +173,25 @@ async fn revoke_tokens(State(shared): State<Arc<Shared>>) -> Response {
     reply(StatusCode::OK, json!({ "revoked": revoked }))
 }
 
+async fn get_limits(State(shared): State<Arc<Shared>>) -> Response {
+    let limits = shared.lock().limits;
+    reply(StatusCode::OK, json!(limits))
+}
+
+/// Replaces the limits: fields left out (or null) mean unlimited.
+async fn set_limits(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Limits>(&body) {
+        Ok(limits) => {
+            shared.lock().limits = limits;
+            reply(StatusCode::OK, json!(limits))
+        }
+        Err(e) => reply(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": format!("invalid limits: {e}") }),
+        ),
+    }
+}
+
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.lock().reset();
     reply(StatusCode::OK, json!({ "reset": true }))
@@ -175,7 +206,7 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         .iter()
         .map(|k| json!({"org_id": k.org_id, "id": k.id}))
         .collect();
-    let active_tokens = inner.tokens.keys().filter(|t| inner.token_valid(t)).count();
+    let active_tokens = inner.active_tokens();
     let body = json!({ "links": links, "api_keys": api_keys, "active_tokens": active_tokens });
     drop(inner);
     reply(StatusCode::OK, body)

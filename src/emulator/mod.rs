@@ -2,7 +2,8 @@
 //!
 //! It serves, on one loopback listener, what the gateway calls upstream (see
 //! `shared/atlas-openapi/EXCERPT.md`):
-//! - `POST /api/oauth/token` (OAuth 2.0 client credentials, HTTP Basic client auth),
+//! - `POST /api/oauth/token` (OAuth 2.0 client credentials, HTTP Basic client auth) and
+//!   `POST /api/oauth/revoke` (RFC 7009), with Atlas's service-account limits (`limits.rs`),
 //! - `POST` / `DELETE /api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens`,
 //! - `POST /api/atlas/v2/orgs/{orgId}/apiKeys`,
 //!
@@ -32,6 +33,7 @@ mod cli;
 mod control;
 mod digest;
 mod faults;
+mod limits;
 mod response;
 mod routes;
 mod state;
@@ -46,6 +48,7 @@ use tokio::task::JoinHandle;
 pub use cli::{run, EmulatorArgs};
 pub use control::{Counters, RecordedRequest};
 pub use faults::{Fault, FaultAction, Route};
+pub use limits::Limits;
 
 /// Organization that exists in the default configuration; the demo credentials own it.
 pub const DEMO_ORG_ID: &str = "5f1a0c2b3d4e5f6a7b8c9d0e";
@@ -91,6 +94,8 @@ pub struct EmulatorConfig {
     pub digest_algorithm: DigestAlgorithm,
     /// After this a nonce is stale (401 with `stale=true`).
     pub nonce_lifetime: Duration,
+    /// Service-account limits (token requests per minute, active tokens); off by default.
+    pub limits: Limits,
 }
 
 impl Default for EmulatorConfig {
@@ -105,6 +110,7 @@ impl Default for EmulatorConfig {
             token_lifetime: Duration::from_secs(3600),
             digest_algorithm: DigestAlgorithm::Md5,
             nonce_lifetime: Duration::from_secs(300),
+            limits: Limits::default(),
         }
     }
 }
@@ -171,6 +177,16 @@ impl Emulator {
     /// Adds a fault rule (checked after the ones already there).
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
+    }
+
+    /// Replaces the service-account limits.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().limits = limits;
+    }
+
+    /// Tokens issued, unexpired and unrevoked.
+    pub fn active_tokens(&self) -> usize {
+        self.shared.lock().active_tokens()
     }
 
     /// Removes every fault rule.

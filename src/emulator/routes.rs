@@ -30,6 +30,7 @@ pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
 const MAX_DRAIN: usize = 16 * 1024 * 1024;
 
 const TOKEN_PATH: &str = "/api/oauth/token";
+const REVOKE_PATH: &str = "/api/oauth/revoke";
 const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
 const API_KEYS: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys";
 
@@ -42,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Token,
+    Revoke,
     CreateLinkToken,
     DeleteLinkToken,
     CreateApiKey,
@@ -57,7 +59,7 @@ impl Op {
             Op::CreateLinkToken => Some(Route::CreateLinkToken),
             Op::DeleteLinkToken => Some(Route::DeleteLinkToken),
             Op::CreateApiKey => Some(Route::CreateApiKey),
-            Op::WrongMethod(_) | Op::Unknown => None,
+            Op::Revoke | Op::WrongMethod(_) | Op::Unknown => None,
         }
     }
 }
@@ -71,6 +73,14 @@ fn resolve(method: &Method, path: &str) -> (Op, &'static str, Option<String>) {
             Op::WrongMethod("POST")
         };
         return (op, TOKEN_PATH, None);
+    }
+    if path == REVOKE_PATH {
+        let op = if method == Method::POST {
+            Op::Revoke
+        } else {
+            Op::WrongMethod("POST")
+        };
+        return (op, REVOKE_PATH, None);
     }
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
@@ -167,6 +177,9 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
     };
     if op == Op::Token {
         return auth::token_endpoint(shared, &parts.headers, &body, short_token_secs);
+    }
+    if op == Op::Revoke {
+        return super::limits::revoke_endpoint(shared, &parts.headers, &body);
     }
     record(shared, &parts, &body);
     let path_and_query = parts
