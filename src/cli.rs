@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     config::{Config, ProcessEnv, ServeArgs},
-    server, telemetry,
+    server::{self, EX_USAGE},
 };
 
 /// gRPC sidecar for the MongoDB Atlas Admin API.
@@ -65,8 +65,6 @@ pub struct HealthcheckArgs {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
-const EX_USAGE: u8 = 64;
-
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -105,59 +103,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_gateway(config).await
-}
-
-/// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
-pub async fn run_gateway(config: Config) -> ExitCode {
-    telemetry::init_tracing(config.log_format);
-    if let Some(addr) = config.metrics_listen {
-        if let Err(e) = telemetry::init_metrics(addr) {
-            eprintln!("atlas-grpc-gateway: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
-    }
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "atlas-grpc-gateway: cannot listen on {}: {e}",
-                config.listen
-            );
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let shutdown = async {
-        shutdown_signal().await;
-        tokio::spawn(async {
-            shutdown_signal().await;
-            eprintln!("atlas-grpc-gateway: second signal, exiting now");
-            std::process::exit(130);
-        });
-    };
-    match server::serve(config, listener, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("atlas-grpc-gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    server::run_gateway(config).await
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {

@@ -4,12 +4,12 @@
 use std::{collections::HashMap, net::SocketAddr, process::ExitCode};
 
 use crate::{
-    cli,
     config::{Config, MapEnv, ServeArgs},
     emulator::{
         Emulator, EmulatorConfig, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ORG_ID,
         DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY,
     },
+    server,
 };
 
 /// Arguments of `dev`.
@@ -71,7 +71,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
     };
     let config = dev_config(&emulator.base_url(), args.listen, &args.metrics_listen);
     println!("{}", banner(&emulator.base_url(), args.listen));
-    let code = cli::run_gateway(config).await;
+    let code = server::run_gateway(config).await;
     emulator.shutdown().await;
     code
 }

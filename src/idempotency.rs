@@ -10,8 +10,6 @@ use std::{future::Future, sync::Arc, time::Duration};
 use moka::future::Cache;
 use tokio::sync::OnceCell;
 
-use crate::grpc::status::Failure;
-
 /// Entries kept at most, per cache.
 const MAX_ENTRIES: u64 = 10_000;
 
@@ -24,6 +22,11 @@ struct Entry<T> {
 pub struct IdempotencyCache<T> {
     cache: Cache<String, Arc<Entry<T>>>,
 }
+
+/// A `request_id` came back with a different request. Callers turn it into their own
+/// error type (`E: From<RequestIdReused>`), so this module knows none of theirs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestIdReused;
 
 /// Whether a result was produced now or replayed from an earlier call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,15 +46,16 @@ impl<T: Clone + Send + Sync + 'static> IdempotencyCache<T> {
     }
 
     /// Runs `call` once per `key`; `fingerprint` identifies the request itself.
-    pub async fn run<F, Fut>(
+    pub async fn run<F, Fut, E>(
         &self,
         key: String,
         fingerprint: Vec<u8>,
         call: F,
-    ) -> Result<(T, Outcome), Failure>
+    ) -> Result<(T, Outcome), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<RequestIdReused>,
     {
         let entry = self
             .cache
@@ -63,7 +67,7 @@ impl<T: Clone + Send + Sync + 'static> IdempotencyCache<T> {
             })
             .await;
         if entry.fingerprint != fingerprint {
-            return Err(Failure::RequestIdReused);
+            return Err(RequestIdReused.into());
         }
         let mut outcome = Outcome::Replayed;
         let value = entry
@@ -82,13 +86,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// A caller's error type: reuse, or a failed call.
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Reused,
+        Failed,
+    }
+
+    impl From<RequestIdReused> for TestError {
+        fn from(_: RequestIdReused) -> Self {
+            TestError::Reused
+        }
+    }
+
     #[tokio::test]
     async fn runs_once_replays_and_refuses_reuse() {
         let cache = IdempotencyCache::<u32>::new(Duration::from_secs(60));
         let calls = AtomicU32::new(0);
         let call = || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Ok(7)
+            Ok::<_, TestError>(7)
         };
         assert_eq!(
             cache.run("k".into(), b"a".to_vec(), call).await.unwrap(),
@@ -100,7 +117,7 @@ mod tests {
         );
         assert!(matches!(
             cache.run("k".into(), b"b".to_vec(), call).await,
-            Err(Failure::RequestIdReused)
+            Err(TestError::Reused)
         ));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -109,11 +126,11 @@ mod tests {
     async fn failures_are_not_remembered() {
         let cache = IdempotencyCache::<u32>::new(Duration::from_secs(60));
         let r = cache
-            .run("k".into(), vec![], || async { Err(Failure::Overloaded) })
+            .run("k".into(), vec![], || async { Err(TestError::Failed) })
             .await;
         assert!(r.is_err());
         let r = cache
-            .run("k".into(), vec![], || async { Ok(1) })
+            .run("k".into(), vec![], || async { Ok::<_, TestError>(1) })
             .await
             .unwrap();
         assert_eq!(r, (1, Outcome::Fresh));

@@ -1,8 +1,9 @@
 //! atlas-grpc-gateway: a gRPC sidecar in front of the MongoDB Atlas Admin API.
 //!
 //! # Layout
-//! A call flows `proto/` → [`grpc::service`] (metadata → request → domain call →
-//! response) → [`validate`] (all checks, all violations) → [`atlas`] (client,
+//! A call flows `proto/` → [`grpc::service`] (one path for every RPC: metadata →
+//! validation → policy → idempotency → Atlas call → response; each RPC an
+//! [`grpc::rpc::Rpc`] in [`grpc::rpcs`]) → [`validate`] (all checks, all violations) → [`atlas`] (client,
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`server`] (health, reflection, TLS, shutdown), [`idempotency`]

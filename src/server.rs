@@ -1,8 +1,9 @@
 //! The gRPC server: the gateway service plus `grpc.health.v1.Health` and server
 //! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS and caller bearer
 //! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
-//! accepting, let in-flight calls finish within the grace period).
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+//! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
+//! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
+use std::{collections::HashMap, future::Future, process::ExitCode, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{
@@ -19,7 +20,11 @@ use crate::{
     grpc::{service::GatewayService, status::GATEWAY_DOMAIN},
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
     secret::Secret,
+    telemetry,
 };
+
+/// Exit status for bad configuration or an address that cannot be bound (EX_USAGE).
+pub const EX_USAGE: u8 = 64;
 
 /// Full name of the gateway service, as health and reflection report it.
 pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
@@ -109,6 +114,58 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
+pub async fn run_gateway(config: Config) -> ExitCode {
+    telemetry::init_tracing(config.log_format);
+    if let Some(addr) = config.metrics_listen {
+        if let Err(e) = telemetry::init_metrics(addr) {
+            eprintln!("atlas-grpc-gateway: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "atlas-grpc-gateway: cannot listen on {}: {e}",
+                config.listen
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let shutdown = async {
+        shutdown_signal().await;
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("atlas-grpc-gateway: second signal, exiting now");
+            std::process::exit(130);
+        });
+    };
+    match serve(config, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeError> {

@@ -1,7 +1,8 @@
-//! `AtlasClient`: one pooled reqwest client that runs an [`Operation`] for a profile:
-//! versioned media type, authentication, the caller's deadline, the response size cap,
-//! and the retry policy of [`super::retry`]. It returns the 2xx body or an
-//! [`AtlasError`] carrying everything the error mapper needs.
+//! `AtlasClient`: one pooled reqwest client that runs an [`AtlasRequest`] for a profile.
+//! [`AtlasClient::execute`] is a loop over four named steps: `authenticate` (Bearer token
+//! or Digest answer), `send` (within the caller's deadline), `classify` (2xx, a 401 the
+//! authenticator can cure, or an [`AtlasError`] with a retry hint) and `retry` (the
+//! policy of [`super::retry`]). The typed operations live in [`super::operations`].
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -9,21 +10,21 @@ use std::{
 };
 
 use bytes::Bytes;
-use reqwest::header;
+use reqwest::{header, RequestBuilder};
 use tokio::{sync::Semaphore, time::timeout_at};
 
 use super::{
-    auth::{oauth::AccessToken, Authenticator},
+    auth::{digest::Lease, oauth::AccessToken, Authenticator},
     error::AtlasError,
-    models::{self, parse_api_error},
+    models::parse_api_error,
     response::{
-        describe_transport_error, parse_success, read_capped, status_label, unreadable_reason,
-        Answer, BodyError, HeaderFacts,
+        describe_transport_error, read_capped, status_label, unreadable_reason, Answer, BodyError,
+        HeaderFacts,
     },
     retry::{retryable_status, Backoff, Idempotency},
     Operation,
 };
-use crate::{config::Config, config::Profile, secret::Secret, telemetry::metrics as m};
+use crate::{config::Config, config::Profile, telemetry::metrics as m};
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
@@ -31,6 +32,13 @@ pub struct CallContext<'a> {
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
     pub deadline: Instant,
+}
+
+/// One Atlas HTTP request: the operation, its path (with any query) and its JSON body.
+pub struct AtlasRequest {
+    pub op: Operation,
+    pub path: String,
+    pub body: Option<Bytes>,
 }
 
 struct Upstream {
@@ -47,6 +55,31 @@ pub struct AtlasClient {
     media_type: header::HeaderValue,
     max_response_bytes: usize,
     backoff: Backoff,
+}
+
+/// One call's authentication state across its attempts.
+struct AuthState<'a> {
+    /// The Digest challenge leased for this call (Digest profiles only).
+    digest: Option<Lease<'a>>,
+    /// The Bearer token of the current attempt (OAuth profiles only).
+    bearer: Option<Arc<AccessToken>>,
+    token_refreshed: bool,
+    handshakes: u32,
+}
+
+/// Why and how long to wait before another attempt.
+struct RetryHint {
+    after: Option<Duration>,
+    reason: &'static str,
+}
+
+/// What one attempt came to.
+enum Step {
+    Done(Answer),
+    /// A 401 the authenticator answered (new challenge, refreshed token): try again now.
+    Reauthenticate,
+    /// A failure; with a hint when the retry policy allows another attempt.
+    Failed(AtlasError, Option<RetryHint>),
 }
 
 impl AtlasClient {
@@ -90,55 +123,11 @@ impl AtlasClient {
         self.upstreams.get(name).map(|u| &u.profile)
     }
 
-    /// POST .../liveMigrations/linkTokens; returns the link token.
-    pub async fn create_link_token(
+    /// Runs `req` until it succeeds, fails for good, or the deadline runs out.
+    pub(super) async fn execute(
         &self,
         ctx: &CallContext<'_>,
-        org_id: &str,
-        access_list_ips: &[String],
-    ) -> Result<Secret, AtlasError> {
-        let body = serde_json::to_vec(&models::TargetOrgRequest { access_list_ips })
-            .expect("serializable");
-        let answer = self
-            .execute(ctx, Operation::CreateLinkToken, org_id, Some(body.into()))
-            .await?;
-        let parsed: models::TargetOrg = parse_success(&answer, "a TargetOrg with linkToken")?;
-        Ok(parsed.link_token)
-    }
-
-    /// DELETE .../liveMigrations/linkTokens.
-    pub async fn delete_link_token(
-        &self,
-        ctx: &CallContext<'_>,
-        org_id: &str,
-    ) -> Result<(), AtlasError> {
-        self.execute(ctx, Operation::DeleteLinkToken, org_id, None)
-            .await
-            .map(drop)
-    }
-
-    /// POST .../apiKeys; returns the created key (with its one-time private key).
-    pub async fn create_api_key(
-        &self,
-        ctx: &CallContext<'_>,
-        org_id: &str,
-        desc: &str,
-        roles: Vec<&str>,
-    ) -> Result<models::ApiKeyUserDetails, AtlasError> {
-        let body = serde_json::to_vec(&models::CreateAtlasOrganizationApiKey { desc, roles })
-            .expect("serializable");
-        let answer = self
-            .execute(ctx, Operation::CreateApiKey, org_id, Some(body.into()))
-            .await?;
-        parse_success(&answer, "an ApiKeyUserDetails")
-    }
-
-    async fn execute(
-        &self,
-        ctx: &CallContext<'_>,
-        op: Operation,
-        org_id: &str,
-        body: Option<Bytes>,
+        req: &AtlasRequest,
     ) -> Result<Answer, AtlasError> {
         let upstream = self
             .upstreams
@@ -148,186 +137,250 @@ impl AtlasClient {
             .await
             .map_err(|_| AtlasError::Timeout)?
             .expect("semaphore never closed");
-        let path = op.path(org_id);
-        let url = format!("{}{}", upstream.profile.base_url, path);
-        let mut retries = 0u32;
-        let mut token_refreshed = false;
-        let mut handshakes = 0u32;
-        let mut digest = match &upstream.auth {
-            Authenticator::Digest(session) => Some(session.lease()),
-            Authenticator::OAuth(_) => None,
+        let url = format!("{}{}", upstream.profile.base_url, req.path);
+        let mut auth = AuthState {
+            digest: match &upstream.auth {
+                Authenticator::Digest(session) => Some(session.lease()),
+                Authenticator::OAuth(_) => None,
+            },
+            bearer: None,
+            token_refreshed: false,
+            handshakes: 0,
         };
+        let mut retries = 0u32;
         loop {
-            let mut req = self
-                .http
-                .request(op.method(), &url)
-                .header(header::ACCEPT, self.media_type.clone());
-            if let Some(b) = &body {
-                req = req
-                    .header(header::CONTENT_TYPE, self.media_type.clone())
-                    .body(b.clone());
-            }
-            let mut bearer: Option<Arc<AccessToken>> = None;
-            match &upstream.auth {
-                Authenticator::OAuth(tokens) => {
-                    let token = timeout_at(ctx.deadline.into(), tokens.token())
-                        .await
-                        .map_err(|_| AtlasError::Timeout)??;
-                    req = req.bearer_auth(token.value.expose());
-                    bearer = Some(token);
-                }
-                Authenticator::Digest(_) => {
-                    let lease = digest.as_mut().expect("leased for Digest profiles");
-                    if let Some(h) = lease.authorization(op.method().as_str(), &path) {
-                        req = req.header(header::AUTHORIZATION, h);
-                    }
-                }
-            }
+            let http = self.prepare(req, &url);
+            let http = self
+                .authenticate(ctx, &upstream.auth, &mut auth, http, req)
+                .await?;
             let started = Instant::now();
-            let resp = match timeout_at(ctx.deadline.into(), req.send()).await {
-                Err(_) => return Err(AtlasError::Timeout),
-                Ok(Err(e)) if e.is_timeout() => return Err(AtlasError::Timeout),
-                Ok(Err(e)) => {
-                    m::upstream_attempt(op.id(), "error", started.elapsed());
-                    // Not sent at all (connect failed): safe to retry any call.
-                    // Sent: only an idempotent call may be repeated.
-                    let sent = !e.is_connect();
-                    let safe = !sent || op.idempotency() == Idempotency::Idempotent;
-                    if safe
-                        && self
-                            .wait_for_retry(ctx, op, &mut retries, None, "unreachable")
-                            .await
-                    {
-                        continue;
-                    }
-                    return Err(AtlasError::Unreachable {
-                        detail: describe_transport_error(&e),
-                        sent,
-                    });
+            let step = match send(ctx, http).await? {
+                Ok(resp) => {
+                    self.classify(ctx, req.op, upstream, &mut auth, resp, started)
+                        .await?
                 }
-                Ok(Ok(r)) => r,
+                Err(e) => transport_failure(req.op, &e, started),
             };
-            let status = resp.status().as_u16();
-            let info = HeaderFacts::read(resp.headers());
-            if let Some(token) = bearer.as_ref().filter(|_| status != 401) {
-                token.mark_accepted();
-            }
-            if status == 401 {
-                let again = match (&upstream.auth, &info.digest_challenge, digest.as_mut()) {
-                    (Authenticator::Digest(_), Some(challenge), Some(lease)) if handshakes < 2 => {
-                        handshakes += 1;
-                        m::digest_challenge(ctx.profile);
-                        lease.accept_challenge(challenge)
+            match step {
+                Step::Done(answer) => return Ok(answer),
+                Step::Reauthenticate => continue,
+                Step::Failed(error, Some(hint)) => {
+                    if !self.retry(ctx, req.op, &mut retries, hint).await {
+                        return Err(error);
                     }
-                    (Authenticator::OAuth(tokens), _, _) if !token_refreshed => {
-                        token_refreshed = true;
-                        let retry = match &bearer {
-                            Some(t) => tokens.invalidate(t).await,
-                            None => false,
-                        };
-                        if retry {
-                            tracing::info!(
-                                profile = ctx.profile,
-                                "Atlas refused the cached token; refreshing once"
-                            );
-                        }
-                        retry
-                    }
-                    _ => false,
-                };
-                if again {
-                    m::upstream_attempt(op.id(), "401", started.elapsed());
-                    continue;
                 }
+                Step::Failed(error, None) => return Err(error),
             }
-            let read = timeout_at(
-                ctx.deadline.into(),
-                read_capped(resp, self.max_response_bytes),
-            )
-            .await
-            .map_err(|_| AtlasError::Timeout)?;
-            m::upstream_attempt(op.id(), status_label(status), started.elapsed());
-            let body_bytes = match read {
-                Ok(b) => b,
-                Err(BodyError::Interrupted) => {
-                    return Err(AtlasError::Unreachable {
-                        detail: BodyError::Interrupted.to_string(),
-                        sent: true,
-                    })
-                }
-                Err(e @ BodyError::TooLarge(_)) if (200..300).contains(&status) => {
-                    return Err(AtlasError::BadResponse {
-                        status,
-                        what: e.to_string(),
-                        atlas_request_id: info.request_id,
-                    })
-                }
-                Err(e @ BodyError::TooLarge(_)) => {
-                    return Err(AtlasError::Api(Box::new(info.failure(
-                        status,
-                        None,
-                        Some(e.to_string()),
-                    ))))
-                }
-            };
-            if (200..300).contains(&status) {
-                return Ok(Answer {
-                    status,
-                    body: body_bytes,
-                    atlas_request_id: info.request_id,
-                });
-            }
-            let api_error = parse_api_error(&body_bytes);
-            let unreadable = api_error.is_none().then(|| unreadable_reason(&body_bytes));
-            let failure = info.failure(status, api_error, unreadable);
-            if retryable_status(
-                op.idempotency(),
-                status,
-                failure.error_code(),
-                failure.retry_after.is_some(),
-            ) && self
-                .wait_for_retry(
-                    ctx,
-                    op,
-                    &mut retries,
-                    failure.retry_after,
-                    status_label(status),
-                )
-                .await
-            {
-                continue;
-            }
-            return Err(AtlasError::Api(Box::new(failure)));
         }
     }
 
-    /// Sleeps before the next attempt when one is allowed and fits in the deadline.
-    async fn wait_for_retry(
+    /// The HTTP request without credentials: method, URL, versioned media type, body.
+    fn prepare(&self, req: &AtlasRequest, url: &str) -> RequestBuilder {
+        let http = self
+            .http
+            .request(req.op.method(), url)
+            .header(header::ACCEPT, self.media_type.clone());
+        match &req.body {
+            Some(b) => http
+                .header(header::CONTENT_TYPE, self.media_type.clone())
+                .body(b.clone()),
+            None => http,
+        }
+    }
+
+    /// Step 1: adds a Bearer token (fetched or cached) or a Digest answer.
+    async fn authenticate(
+        &self,
+        ctx: &CallContext<'_>,
+        authenticator: &Authenticator,
+        auth: &mut AuthState<'_>,
+        http: RequestBuilder,
+        req: &AtlasRequest,
+    ) -> Result<RequestBuilder, AtlasError> {
+        match authenticator {
+            Authenticator::OAuth(tokens) => {
+                let token = timeout_at(ctx.deadline.into(), tokens.token())
+                    .await
+                    .map_err(|_| AtlasError::Timeout)??;
+                let http = http.bearer_auth(token.value.expose());
+                auth.bearer = Some(token);
+                Ok(http)
+            }
+            Authenticator::Digest(_) => {
+                let lease = auth.digest.as_mut().expect("leased for Digest profiles");
+                Ok(
+                    match lease.authorization(req.op.method().as_str(), &req.path) {
+                        Some(h) => http.header(header::AUTHORIZATION, h),
+                        None => http,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Step 3: what an answer means. Reads the body (capped) unless the answer is a
+    /// 401 the authenticator can cure.
+    async fn classify(
+        &self,
+        ctx: &CallContext<'_>,
+        op: Operation,
+        upstream: &Upstream,
+        auth: &mut AuthState<'_>,
+        resp: reqwest::Response,
+        started: Instant,
+    ) -> Result<Step, AtlasError> {
+        let status = resp.status().as_u16();
+        let info = HeaderFacts::read(resp.headers());
+        if let Some(token) = auth.bearer.as_ref().filter(|_| status != 401) {
+            token.mark_accepted();
+        }
+        if status == 401 && reauthenticate(ctx, &upstream.auth, auth, &info).await {
+            m::upstream_attempt(op.id(), "401", started.elapsed());
+            return Ok(Step::Reauthenticate);
+        }
+        let read = timeout_at(
+            ctx.deadline.into(),
+            read_capped(resp, self.max_response_bytes),
+        )
+        .await
+        .map_err(|_| AtlasError::Timeout)?;
+        m::upstream_attempt(op.id(), status_label(status), started.elapsed());
+        let success = (200..300).contains(&status);
+        let body = match read {
+            Ok(b) => b,
+            Err(e) => return Ok(Step::Failed(body_failure(e, status, info), None)),
+        };
+        if success {
+            return Ok(Step::Done(Answer {
+                status,
+                body,
+                atlas_request_id: info.request_id,
+            }));
+        }
+        let api_error = parse_api_error(&body);
+        let unreadable = api_error.is_none().then(|| unreadable_reason(&body));
+        let failure = info.failure(status, api_error, unreadable);
+        let retry_after = failure.retry_after;
+        let hint = retryable_status(
+            op.idempotency(),
+            status,
+            failure.error_code(),
+            retry_after.is_some(),
+        )
+        .then(|| RetryHint {
+            after: retry_after,
+            reason: status_label(status),
+        });
+        Ok(Step::Failed(AtlasError::Api(Box::new(failure)), hint))
+    }
+
+    /// Step 4: sleeps before the next attempt when one is allowed and fits in the
+    /// deadline; false when the call must give up.
+    async fn retry(
         &self,
         ctx: &CallContext<'_>,
         op: Operation,
         retries: &mut u32,
-        retry_after: Option<Duration>,
-        reason: &'static str,
+        hint: RetryHint,
     ) -> bool {
         if *retries + 1 >= self.backoff.max_attempts {
             return false;
         }
-        let delay = self.backoff.delay(*retries + 1, retry_after);
+        let delay = self.backoff.delay(*retries + 1, hint.after);
         if Instant::now() + delay >= ctx.deadline {
             return false;
         }
         *retries += 1;
-        m::upstream_retry(op.id(), reason);
+        m::upstream_retry(op.id(), hint.reason);
         tracing::info!(
             operation = op.id(),
             retry = *retries,
-            reason,
+            reason = hint.reason,
             delay_ms = delay.as_millis() as u64,
             request_id = ctx.request_id,
             "retrying Atlas call"
         );
         tokio::time::sleep(delay).await;
         true
+    }
+}
+
+/// Step 2: sends within the deadline. The outer error is the deadline (or reqwest's
+/// own timeout); the inner one a transport failure for `transport_failure` to judge.
+async fn send(
+    ctx: &CallContext<'_>,
+    http: RequestBuilder,
+) -> Result<Result<reqwest::Response, reqwest::Error>, AtlasError> {
+    match timeout_at(ctx.deadline.into(), http.send()).await {
+        Err(_) => Err(AtlasError::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(AtlasError::Timeout),
+        Ok(result) => Ok(result),
+    }
+}
+
+/// No HTTP answer. A request that was never sent (connect failed) may be retried for
+/// any call; one that was sent only for an idempotent call.
+fn transport_failure(op: Operation, e: &reqwest::Error, started: Instant) -> Step {
+    m::upstream_attempt(op.id(), "error", started.elapsed());
+    let sent = !e.is_connect();
+    let safe = !sent || op.idempotency() == Idempotency::Idempotent;
+    let error = AtlasError::Unreachable {
+        detail: describe_transport_error(e),
+        sent,
+    };
+    let hint = safe.then_some(RetryHint {
+        after: None,
+        reason: "unreachable",
+    });
+    Step::Failed(error, hint)
+}
+
+/// A body that could not be read: cut short, or above the size cap.
+fn body_failure(e: BodyError, status: u16, info: HeaderFacts) -> AtlasError {
+    match e {
+        BodyError::Interrupted => AtlasError::Unreachable {
+            detail: e.to_string(),
+            sent: true,
+        },
+        BodyError::TooLarge(_) if (200..300).contains(&status) => AtlasError::BadResponse {
+            status,
+            what: e.to_string(),
+            atlas_request_id: info.request_id,
+        },
+        BodyError::TooLarge(_) => {
+            AtlasError::Api(Box::new(info.failure(status, None, Some(e.to_string()))))
+        }
+    }
+}
+
+/// A 401: answer a new Digest challenge (at most twice), or refresh the Bearer token
+/// once. True when another attempt may succeed.
+async fn reauthenticate(
+    ctx: &CallContext<'_>,
+    authenticator: &Authenticator,
+    auth: &mut AuthState<'_>,
+    info: &HeaderFacts,
+) -> bool {
+    match (authenticator, &info.digest_challenge, auth.digest.as_mut()) {
+        (Authenticator::Digest(_), Some(challenge), Some(lease)) if auth.handshakes < 2 => {
+            auth.handshakes += 1;
+            m::digest_challenge(ctx.profile);
+            lease.accept_challenge(challenge)
+        }
+        (Authenticator::OAuth(tokens), _, _) if !auth.token_refreshed => {
+            auth.token_refreshed = true;
+            let retry = match &auth.bearer {
+                Some(t) => tokens.invalidate(t).await,
+                None => false,
+            };
+            if retry {
+                tracing::info!(
+                    profile = ctx.profile,
+                    "Atlas refused the cached token; refreshing once"
+                );
+            }
+            retry
+        }
+        _ => false,
     }
 }

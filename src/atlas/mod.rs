@@ -1,7 +1,8 @@
-//! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the three
-//! operations as the official spec defines them ([`Operation`]), their JSON shapes
-//! ([`models`]), reading answers ([`response`]), authentication ([`auth`]), the retry
-//! policy ([`retry`]) and the upstream error type ([`error::AtlasError`]).
+//! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the
+//! operations as the official spec defines them ([`Operation`], typed in [`operations`]),
+//! their JSON shapes ([`models`]), reading answers ([`response`]), authentication
+//! ([`auth`]), the retry policy ([`retry`]) and the upstream error type
+//! ([`error::AtlasError`]).
 //!
 //! This module knows HTTP and Atlas; it knows nothing of gRPC. It never logs a secret
 //! and never returns a raw upstream body.
@@ -9,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod models;
+pub mod operations;
 pub mod response;
 pub mod retry;
 
@@ -39,14 +41,9 @@ impl Operation {
         }
     }
 
-    /// Request path for an (already validated) org id.
-    pub fn path(self, org_id: &str) -> String {
-        match self {
-            Operation::CreateLinkToken | Operation::DeleteLinkToken => {
-                format!("/api/atlas/v2/orgs/{org_id}/liveMigrations/linkTokens")
-            }
-            Operation::CreateApiKey => format!("/api/atlas/v2/orgs/{org_id}/apiKeys"),
-        }
+    /// True for the POSTs: a failure after sending may have created something.
+    pub fn creates(self) -> bool {
+        self.method() == reqwest::Method::POST
     }
 
     /// Atlas API docs for the operation (`x-xgen-docs-url`).

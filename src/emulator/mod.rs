@@ -31,6 +31,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod control;
+mod counters;
 mod digest;
 mod faults;
 mod limits;
@@ -46,7 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use cli::{run, EmulatorArgs};
-pub use control::{Counters, RecordedRequest};
+pub use counters::{Counters, RecordedRequest};
 pub use faults::{Fault, FaultAction, Route};
 pub use limits::Limits;
 

@@ -10,6 +10,9 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::StatusCode;
 use serde_json::{json, Value};
 
+/// Value of the `Ratelimit-Limit` header, per one-minute window.
+pub(crate) const RATE_LIMIT: u32 = 500;
+
 /// The only versioned media type of the three operations.
 pub(crate) const VERSIONED: &str = "application/vnd.atlas.2023-01-01+json";
 /// `Content-Type` of successful Atlas responses.
@@ -136,7 +139,7 @@ pub(crate) fn stamp(resp: &mut Response, rate_remaining: u32) {
     let headers = resp.headers_mut();
     headers.insert(
         HeaderName::from_static("ratelimit-limit"),
-        HeaderValue::from(super::state::RATE_LIMIT),
+        HeaderValue::from(RATE_LIMIT),
     );
     headers.insert(
         HeaderName::from_static("ratelimit-remaining"),

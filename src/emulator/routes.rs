@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::auth::{self, media_type};
 use super::bodies::{api_key_request, is_org_id, link_token_request};
-use super::control::{self, RecordedRequest, RECORDED_MAX};
+use super::control;
+use super::counters::{RecordedRequest, RECORDED_MAX};
 use super::faults::{self, Outcome, Route};
 use super::response::{
     random_b64, random_hex, raw_response, stamp, versioned_json, ApiError, VERSIONED,

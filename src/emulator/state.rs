@@ -8,12 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::control::Counters;
+use super::counters::{Counters, RecordedRequest};
 use super::faults::Fault;
+use super::response::RATE_LIMIT;
 use super::EmulatorConfig;
-
-/// Value of the `Ratelimit-Limit` header, per one-minute window.
-pub(crate) const RATE_LIMIT: u32 = 500;
 
 /// Above this many live entries, expired tokens / nonces are swept on the next insert.
 const SWEEP_THRESHOLD: usize = 1024;
@@ -103,8 +101,8 @@ pub(crate) struct Inner {
     /// Orgs that currently have a live-migration link.
     pub links: HashSet<String>,
     pub api_keys: Vec<StoredApiKey>,
-    /// The most recent Atlas API requests (at most `control::RECORDED_MAX`).
-    pub recorded: std::collections::VecDeque<super::control::RecordedRequest>,
+    /// The most recent Atlas API requests (at most `counters::RECORDED_MAX`).
+    pub recorded: std::collections::VecDeque<RecordedRequest>,
     rate_window: Option<(Instant, u32)>,
     /// Service-account limits in force (kept across resets: they are configuration).
     pub limits: super::limits::Limits,

@@ -94,7 +94,7 @@ impl Call {
                         self.span.record("upstream_status", s);
                     }
                     if matches!(e, crate::atlas::error::AtlasError::BadResponse { .. })
-                        && self.operation != Operation::DeleteLinkToken
+                        && self.operation.creates()
                     {
                         tracing::error!(parent: &self.span, "Atlas answered 2xx with an unreadable body: the resource may have been created in Atlas without the caller learning of it");
                     }

@@ -1,28 +1,30 @@
-//! `GatewayService`: the thin tonic service. Each RPC is metadata → validation →
-//! profile and policy → (idempotent) Atlas call → response. It owns no HTTP, no error
-//! codes (see `status`) and no validation rules (see `validate`).
+//! `GatewayService`: the thin tonic service. Every RPC runs through one path,
+//! [`GatewayService::handle`]: metadata → validation → profile and policy → (idempotent)
+//! Atlas call → answer. What differs per RPC is its [`Rpc`] (see `rpcs`). It owns no
+//! HTTP, no error codes (see `status`) and no validation rules (see `validate`).
 use std::{sync::Arc, time::Instant};
 
+use bytes::Bytes;
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::{call::Call, status::Failure};
+use super::{
+    call::Call,
+    rpc::Rpc,
+    rpcs::{CreateApiKey, CreateLinkToken, DeleteLinkToken},
+    status::Failure,
+};
 use crate::{
-    atlas::{
-        client::{AtlasClient, CallContext},
-        models::ApiKeyUserDetails,
-        Operation,
-    },
+    atlas::client::{AtlasClient, CallContext},
     config::{Config, Profile},
     idempotency::{IdempotencyCache, Outcome},
     pb::{
-        atlas_gateway_server::AtlasGateway, ApiKey, CreateApiKeyRequest, CreateApiKeyResponse,
+        atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
-        DeleteLinkTokenResponse, Link, OrgRole, RoleAssignment,
+        DeleteLinkTokenResponse,
     },
-    validate,
 };
 
 /// The `atlas.gateway.v1.AtlasGateway` implementation.
@@ -30,8 +32,8 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
-    link_tokens: IdempotencyCache<CreateLinkTokenResponse>,
-    api_keys: IdempotencyCache<CreateApiKeyResponse>,
+    /// AIP-155 results of every RPC, encoded, keyed by profile, method and request_id.
+    replays: IdempotencyCache<Bytes>,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
     /// Atlas host per profile, parsed once.
@@ -44,8 +46,7 @@ impl GatewayService {
             atlas,
             default_profile: config.default_profile.clone(),
             request_timeout: config.request_timeout,
-            link_tokens: IdempotencyCache::new(config.idempotency_window),
-            api_keys: IdempotencyCache::new(config.idempotency_window),
+            replays: IdempotencyCache::new(config.idempotency_window),
             permits: Semaphore::new(config.max_concurrency),
             domains: config
                 .profiles
@@ -61,21 +62,54 @@ impl GatewayService {
         }
     }
 
-    fn begin<T>(
+    /// The one path every RPC takes, from arrival to answer.
+    async fn handle<R: Rpc>(
         &self,
-        op: Operation,
-        method: &'static str,
-        req: &Request<T>,
-        org_id: &str,
-    ) -> Call {
-        Call::begin(
-            op,
-            method,
-            req.metadata(),
-            org_id,
+        request: Request<R::Request>,
+    ) -> Result<Response<R::Response>, Status> {
+        let call = Call::begin(
+            R::OPERATION,
+            R::METHOD,
+            request.metadata(),
+            R::org_id(request.get_ref()),
             &self.default_profile,
             self.request_timeout,
-        )
+        );
+        let result = match self.permits.try_acquire() {
+            Ok(_permit) => {
+                self.process::<R>(&call, request.into_inner())
+                    .instrument(call.span.clone())
+                    .await
+            }
+            Err(_) => Err(Failure::Overloaded),
+        };
+        let domain = self.domain(&call);
+        call.finish(result, domain)
+    }
+
+    async fn process<R: Rpc>(
+        &self,
+        call: &Call,
+        mut req: R::Request,
+    ) -> Result<R::Response, Failure> {
+        R::validate(&req).map_err(Failure::Invalid)?;
+        let profile = self.profile(call)?;
+        R::authorize(&req, profile)?;
+        let request_id = R::take_request_id(&mut req);
+        let ctx = CallContext {
+            profile: &call.profile,
+            request_id: &call.request_id,
+            deadline: call.deadline,
+        };
+        let run = || timed(call, R::call(&self.atlas, &ctx, &req));
+        if request_id.is_empty() {
+            return run().await;
+        }
+        let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
+        let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
+        let (bytes, outcome) = self.replays.run(key, req.encode_to_vec(), fresh).await?;
+        call.span.record("replayed", outcome == Outcome::Replayed);
+        Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }
 
     /// The call's profile, with its org policy applied.
@@ -105,57 +139,6 @@ impl GatewayService {
             .map(String::as_str)
             .unwrap_or("cloud.mongodb.com")
     }
-
-    /// Runs a call's body under its span and the global concurrency limit.
-    async fn run<T>(
-        &self,
-        call: &Call,
-        body: impl std::future::Future<Output = Result<T, Failure>>,
-    ) -> Result<T, Failure> {
-        match self.permits.try_acquire() {
-            Ok(_permit) => body.instrument(call.span.clone()).await,
-            Err(_) => Err(Failure::Overloaded),
-        }
-    }
-
-    fn answer<T>(&self, call: Call, result: Result<T, Failure>) -> Result<Response<T>, Status> {
-        let domain = self.domain(&call);
-        call.finish(result, domain)
-    }
-
-    fn context<'a>(call: &'a Call) -> CallContext<'a> {
-        CallContext {
-            profile: &call.profile,
-            request_id: &call.request_id,
-            deadline: call.deadline,
-        }
-    }
-}
-
-/// Runs a create at most once per `request_id` (AIP-155); without one, just runs it.
-/// The fingerprint is the request without its request_id.
-async fn once<M, T, Fut>(
-    call: &Call,
-    cache: &IdempotencyCache<T>,
-    request_id: &str,
-    msg: &M,
-    clear_request_id: impl FnOnce(&mut M),
-    run: impl FnOnce() -> Fut,
-) -> Result<T, Failure>
-where
-    M: Message + Clone,
-    T: Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    if request_id.is_empty() {
-        return run().await;
-    }
-    let mut fingerprint = msg.clone();
-    clear_request_id(&mut fingerprint);
-    let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
-    let (resp, outcome) = cache.run(key, fingerprint.encode_to_vec(), run).await?;
-    call.span.record("replayed", outcome == Outcome::Replayed);
-    Ok(resp)
 }
 
 /// Records how long the Atlas part of a call took.
@@ -173,133 +156,20 @@ impl AtlasGateway for GatewayService {
         &self,
         request: Request<CreateLinkTokenRequest>,
     ) -> Result<Response<CreateLinkTokenResponse>, Status> {
-        let call = self.begin(
-            Operation::CreateLinkToken,
-            "CreateLinkToken",
-            &request,
-            &request.get_ref().org_id,
-        );
-        let req = request.into_inner();
-        let result = async {
-            validate::create_link_token(&req).map_err(Failure::Invalid)?;
-            self.profile(&call)?;
-            let ctx = Self::context(&call);
-            let run = || async {
-                let token = timed(
-                    &call,
-                    self.atlas
-                        .create_link_token(&ctx, &req.org_id, &req.access_list_ips),
-                )
-                .await?;
-                Ok(CreateLinkTokenResponse {
-                    link_token: token.expose().to_string(),
-                })
-            };
-            let clear = |m: &mut CreateLinkTokenRequest| m.request_id.clear();
-            once(&call, &self.link_tokens, &req.request_id, &req, clear, run).await
-        };
-        let result = self.run(&call, result).await;
-        self.answer(call, result)
+        self.handle::<CreateLinkToken>(request).await
     }
 
     async fn delete_link_token(
         &self,
         request: Request<DeleteLinkTokenRequest>,
     ) -> Result<Response<DeleteLinkTokenResponse>, Status> {
-        let call = self.begin(
-            Operation::DeleteLinkToken,
-            "DeleteLinkToken",
-            &request,
-            &request.get_ref().org_id,
-        );
-        let req = request.into_inner();
-        let result = async {
-            validate::delete_link_token(&req).map_err(Failure::Invalid)?;
-            self.profile(&call)?;
-            let ctx = Self::context(&call);
-            timed(&call, self.atlas.delete_link_token(&ctx, &req.org_id)).await?;
-            Ok(DeleteLinkTokenResponse {})
-        };
-        let result = self.run(&call, result).await;
-        self.answer(call, result)
+        self.handle::<DeleteLinkToken>(request).await
     }
 
     async fn create_api_key(
         &self,
         request: Request<CreateApiKeyRequest>,
     ) -> Result<Response<CreateApiKeyResponse>, Status> {
-        let call = self.begin(
-            Operation::CreateApiKey,
-            "CreateApiKey",
-            &request,
-            &request.get_ref().org_id,
-        );
-        let req = request.into_inner();
-        let result = async {
-            validate::create_api_key(&req).map_err(Failure::Invalid)?;
-            let profile = self.profile(&call)?;
-            let roles: Vec<&str> = req
-                .roles
-                .iter()
-                .filter_map(|r| OrgRole::try_from(*r).ok())
-                .map(|r| r.as_str_name())
-                .collect();
-            if let Some(allowed) = &profile.allowed_roles {
-                if let Some(denied) = roles.iter().find(|r| !allowed.contains(**r)) {
-                    return Err(Failure::PolicyDenied {
-                        field: "roles".into(),
-                        detail: format!(
-                            "profile {:?} may not create API keys with role {denied}",
-                            profile.name
-                        ),
-                    });
-                }
-            }
-            let ctx = Self::context(&call);
-            let run = || async {
-                let key = timed(
-                    &call,
-                    self.atlas
-                        .create_api_key(&ctx, &req.org_id, &req.desc, roles.clone()),
-                )
-                .await?;
-                Ok(CreateApiKeyResponse {
-                    api_key: Some(api_key(key)),
-                })
-            };
-            let clear = |m: &mut CreateApiKeyRequest| m.request_id.clear();
-            once(&call, &self.api_keys, &req.request_id, &req, clear, run).await
-        };
-        let result = self.run(&call, result).await;
-        self.answer(call, result)
-    }
-}
-
-fn api_key(k: ApiKeyUserDetails) -> ApiKey {
-    ApiKey {
-        id: k.id,
-        desc: k.desc,
-        public_key: k.public_key,
-        private_key: k
-            .private_key
-            .map(|s| s.expose().to_string())
-            .unwrap_or_default(),
-        roles: k
-            .roles
-            .into_iter()
-            .map(|r| RoleAssignment {
-                role_name: r.role_name.unwrap_or_default(),
-                org_id: r.org_id.unwrap_or_default(),
-                group_id: r.group_id.unwrap_or_default(),
-            })
-            .collect(),
-        links: k
-            .links
-            .into_iter()
-            .map(|l| Link {
-                href: l.href.unwrap_or_default(),
-                rel: l.rel.unwrap_or_default(),
-            })
-            .collect(),
+        self.handle::<CreateApiKey>(request).await
     }
 }

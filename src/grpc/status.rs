@@ -16,6 +16,7 @@ use crate::{
         retry::is_rate_limit_code,
         Operation,
     },
+    idempotency::RequestIdReused,
     validate::Violation,
 };
 
@@ -42,6 +43,12 @@ pub enum Failure {
 impl From<AtlasError> for Failure {
     fn from(e: AtlasError) -> Self {
         Failure::Atlas(e)
+    }
+}
+
+impl From<RequestIdReused> for Failure {
+    fn from(_: RequestIdReused) -> Self {
+        Failure::RequestIdReused
     }
 }
 
@@ -148,7 +155,7 @@ fn upstream(
     d: &mut ErrorDetails,
     meta: &mut HashMap<String, String>,
 ) -> (Code, String, String) {
-    let creates = ctx.operation != Operation::DeleteLinkToken;
+    let creates = ctx.operation.creates();
     match e {
         AtlasError::Api(f) => api_failure(*f, ctx, d, meta),
         AtlasError::BadResponse {

@@ -1,0 +1,69 @@
+//! The Atlas operations the gateway calls, one typed method each: the request as the
+//! official spec shapes it ([`super::models`]), then [`AtlasClient::execute`], then the
+//! 2xx body parsed. Nothing here retries, authenticates or maps errors.
+use super::{
+    client::{AtlasClient, AtlasRequest, CallContext},
+    error::AtlasError,
+    models,
+    response::parse_success,
+    Operation,
+};
+use crate::secret::Secret;
+
+fn json_body(value: &impl serde::Serialize) -> Option<bytes::Bytes> {
+    Some(serde_json::to_vec(value).expect("serializable").into())
+}
+
+fn org_path(org_id: &str, rest: &str) -> String {
+    format!("/api/atlas/v2/orgs/{org_id}{rest}")
+}
+
+impl AtlasClient {
+    /// POST .../liveMigrations/linkTokens; returns the link token.
+    pub async fn create_link_token(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        access_list_ips: &[String],
+    ) -> Result<Secret, AtlasError> {
+        let req = AtlasRequest {
+            op: Operation::CreateLinkToken,
+            path: org_path(org_id, "/liveMigrations/linkTokens"),
+            body: json_body(&models::TargetOrgRequest { access_list_ips }),
+        };
+        let answer = self.execute(ctx, &req).await?;
+        let parsed: models::TargetOrg = parse_success(&answer, "a TargetOrg with linkToken")?;
+        Ok(parsed.link_token)
+    }
+
+    /// DELETE .../liveMigrations/linkTokens.
+    pub async fn delete_link_token(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+    ) -> Result<(), AtlasError> {
+        let req = AtlasRequest {
+            op: Operation::DeleteLinkToken,
+            path: org_path(org_id, "/liveMigrations/linkTokens"),
+            body: None,
+        };
+        self.execute(ctx, &req).await.map(drop)
+    }
+
+    /// POST .../apiKeys; returns the created key (with its one-time private key).
+    pub async fn create_api_key(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        desc: &str,
+        roles: Vec<&str>,
+    ) -> Result<models::ApiKeyUserDetails, AtlasError> {
+        let req = AtlasRequest {
+            op: Operation::CreateApiKey,
+            path: org_path(org_id, "/apiKeys"),
+            body: json_body(&models::CreateAtlasOrganizationApiKey { desc, roles }),
+        };
+        let answer = self.execute(ctx, &req).await?;
+        parse_success(&answer, "an ApiKeyUserDetails")
+    }
+}

@@ -1,0 +1,50 @@
+//! The `Rpc` trait: what one RPC is, and nothing else. Its request and response types,
+//! how to validate the request, any per-request policy, its AIP-155 `request_id`, and
+//! its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
+//! through the same path (metadata, validation, profile and policy, idempotency, Atlas,
+//! answer), so an RPC never repeats that path. The RPCs themselves are in [`super::rpcs`].
+use std::future::Future;
+
+use super::status::Failure;
+use crate::{
+    atlas::{
+        client::{AtlasClient, CallContext},
+        Operation,
+    },
+    config::Profile,
+    validate::Violation,
+};
+
+/// One unary RPC of `atlas.gateway.v1.AtlasGateway`.
+pub trait Rpc: Send + Sync + 'static {
+    type Request: prost::Message + Default + Send + Sync + 'static;
+    type Response: prost::Message + Default + Send + 'static;
+    /// The gRPC method name (`CreateApiKey`): logs, metrics, policy.
+    const METHOD: &'static str;
+    /// The Atlas operation the RPC stands for (operationId, docs link, error wording).
+    const OPERATION: Operation;
+
+    /// The organization the request acts on.
+    fn org_id(req: &Self::Request) -> &str;
+
+    /// Every rule the request breaks, all at once; nothing is sent when any is broken.
+    fn validate(req: &Self::Request) -> Result<(), Vec<Violation>>;
+
+    /// Policy beyond the profile's orgs and RPCs (the roles a create may grant).
+    fn authorize(_req: &Self::Request, _profile: &Profile) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Takes the AIP-155 `request_id` out of the request (empty: none, or the RPC has
+    /// no such field). What is left is the request's fingerprint.
+    fn take_request_id(_req: &mut Self::Request) -> String {
+        String::new()
+    }
+
+    /// The Atlas call(s) and the mapping of the answer.
+    fn call(
+        atlas: &AtlasClient,
+        ctx: &CallContext<'_>,
+        req: &Self::Request,
+    ) -> impl Future<Output = Result<Self::Response, Failure>> + Send;
+}
