@@ -80,6 +80,14 @@ pub struct Profile {
     pub max_in_flight: usize,
 }
 
+/// One caller bearer token; its name (the environment variable it came from) is the
+/// caller's identity in logs and idempotency records.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallerToken {
+    pub name: String,
+    pub token: Secret,
+}
+
 /// TLS for the gRPC listener. With `client_ca`, callers must present a certificate (mTLS).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TlsConfig {
@@ -109,7 +117,7 @@ pub struct Config {
     pub max_response_bytes: usize,
     pub tls: Option<TlsConfig>,
     /// Static bearer tokens callers must present (`authorization: Bearer ...`); empty = off.
-    pub caller_tokens: Vec<Secret>,
+    pub caller_tokens: Vec<CallerToken>,
     pub default_profile: String,
     pub profiles: BTreeMap<String, Profile>,
     /// Fleet mode: state shared through Redis; `None` keeps it in process.
@@ -211,7 +219,10 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     let mut caller_tokens = Vec::new();
     for name in &file.caller_token_envs {
         match env.var(name) {
-            Some(v) => caller_tokens.push(Secret::new(v)),
+            Some(v) => caller_tokens.push(CallerToken {
+                name: name.clone(),
+                token: Secret::new(v),
+            }),
             None => return err(format!("caller_token_envs names {name}, which is not set")),
         }
     }

@@ -16,10 +16,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     atlas::client::AtlasClient,
-    config::Config,
-    grpc::{service::GatewayService, status::GATEWAY_DOMAIN},
+    config::{CallerToken, Config},
+    grpc::{call::CallerIdentity, service::GatewayService, status::GATEWAY_DOMAIN},
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
-    secret::Secret,
     telemetry,
 };
 
@@ -181,14 +180,16 @@ fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeEr
 }
 
 /// Checks `authorization: Bearer <token>` against the configured caller tokens (when
-/// any are configured). Health and reflection stay open for probes and tooling.
+/// any are configured) and records who the caller is ([`CallerIdentity`]: the matching
+/// token's name, else the mTLS client certificate). Health and reflection stay open for
+/// probes and tooling.
 #[derive(Clone)]
 pub struct CallerAuth {
-    tokens: Arc<Vec<Secret>>,
+    tokens: Arc<Vec<CallerToken>>,
 }
 
 impl CallerAuth {
-    pub fn new(tokens: Vec<Secret>) -> Self {
+    pub fn new(tokens: Vec<CallerToken>) -> Self {
         Self {
             tokens: Arc::new(tokens),
         }
@@ -196,8 +197,11 @@ impl CallerAuth {
 }
 
 impl tonic::service::Interceptor for CallerAuth {
-    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if self.tokens.is_empty() {
+            if let Some(identity) = certificate_identity(&req) {
+                req.extensions_mut().insert(identity);
+            }
             return Ok(req);
         }
         let presented = req
@@ -211,21 +215,33 @@ impl tonic::service::Interceptor for CallerAuth {
                 "this gateway requires a caller token: send metadata authorization: Bearer <token>",
                 "CALLER_UNAUTHENTICATED",
             )),
-            Some(t)
-                if self
-                    .tokens
-                    .iter()
-                    .any(|s| constant_time_eq(s.expose().as_bytes(), t.as_bytes())) =>
+            Some(t) => match self
+                .tokens
+                .iter()
+                .find(|c| constant_time_eq(c.token.expose().as_bytes(), t.as_bytes()))
             {
-                Ok(req)
-            }
-            Some(_) => Err(caller_refused(
-                Code::PermissionDenied,
-                "the caller token is not on this gateway's allow-list",
-                "CALLER_NOT_ALLOWED",
-            )),
+                Some(c) => {
+                    let identity = CallerIdentity(Arc::from(format!("token:{}", c.name)));
+                    req.extensions_mut().insert(identity);
+                    Ok(req)
+                }
+                None => Err(caller_refused(
+                    Code::PermissionDenied,
+                    "the caller token is not on this gateway's allow-list",
+                    "CALLER_NOT_ALLOWED",
+                )),
+            },
         }
     }
+}
+
+/// The mTLS client certificate as an identity: a SHA-256 prefix of its DER bytes.
+fn certificate_identity(req: &Request<()>) -> Option<CallerIdentity> {
+    use sha2::Digest;
+    let certs = req.peer_certs()?;
+    let digest = sha2::Sha256::digest(certs.first()?.as_ref());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Some(CallerIdentity(Arc::from(format!("cert:{hex}"))))
 }
 
 fn caller_refused(code: Code, message: &str, reason: &str) -> Status {

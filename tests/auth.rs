@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use atlas_grpc_gateway::{
     config::Credentials,
-    emulator::{DigestAlgorithm, EmulatorConfig},
+    emulator::{Counters, DigestAlgorithm, EmulatorConfig},
     secret::Secret,
 };
 use common::*;
@@ -41,8 +41,22 @@ async fn five_hundred_concurrent_calls_on_a_cold_cache_make_one_token_request() 
     gw.stop().await;
 }
 
+/// Calls (each must succeed) until the emulator's counters satisfy `done`: an event,
+/// not a sleep of a guessed length.
+async fn call_until(gw: &Gateway, done: impl Fn(&Counters) -> bool) -> u32 {
+    let mut calls = 0;
+    while !done(&gw.emulator.counters()) {
+        let result = gw.client().create_link_token(link_req(DEMO_ORG_ID)).await;
+        assert!(result.is_ok(), "call {calls} failed: {result:?}");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    calls
+}
+
 #[tokio::test]
 async fn tokens_are_refreshed_before_they_expire() {
+    // 2 s tokens: refresh from ~0.95 s, eviction at 1.9 s.
     let emu = EmulatorConfig {
         token_lifetime: Duration::from_secs(2),
         ..Default::default()
@@ -52,25 +66,34 @@ async fn tokens_are_refreshed_before_they_expire() {
         .create_link_token(link_req(DEMO_ORG_ID))
         .await
         .unwrap();
-    gw.client()
-        .create_link_token(link_req(DEMO_ORG_ID))
-        .await
-        .unwrap();
-    assert_eq!(gw.emulator.counters().tokens_issued, 1, "cached");
-    // Past the refresh point (lifetime - 10%): a background refresh, callers keep going.
-    tokio::time::sleep(Duration::from_millis(1850)).await;
-    gw.client()
-        .create_link_token(link_req(DEMO_ORG_ID))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.client()
-        .create_link_token(link_req(DEMO_ORG_ID))
-        .await
-        .unwrap();
+    // From now on the token endpoint is down. A call that fetched a token on its own
+    // path would fail; calls keep succeeding until the emulator sees the refresh, so it
+    // was made off the call path, before the token expired.
+    gw.emulator.inject(Fault::new(
+        Route::Token,
+        FaultAction::error(503, "SERVICE_UNAVAILABLE"),
+    ));
+    let calls = call_until(&gw, |c| c.token_requests == 2).await;
+    assert!(calls >= 1);
+    gw.emulator.clear_faults();
+    assert_eq!(
+        gw.emulator.counters().unauthorized,
+        0,
+        "never used an expired token"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_successful_refresh_replaces_the_token_without_a_401() {
+    let emu = EmulatorConfig {
+        token_lifetime: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(emu, |_| {}).await;
+    call_until(&gw, |c| c.tokens_issued == 2).await;
     let c = gw.emulator.counters();
-    assert_eq!(c.tokens_issued, 2, "refreshed once");
-    assert_eq!(c.unauthorized, 0, "never used an expired token");
+    assert_eq!((c.token_requests, c.unauthorized), (2, 0));
     gw.stop().await;
 }
 
@@ -183,56 +206,101 @@ async fn refused_credentials_are_unauthenticated_without_the_secret() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn token_endpoint_down_slow_or_rate_limited() {
+/// A fresh gateway whose token endpoint answers `action` `times` times; the first call's error.
+async fn token_failure(action: FaultAction, times: u32) -> (Gateway, tonic::Status) {
     let gw = Gateway::start().await;
-    gw.emulator.inject(Fault::once(
-        Route::Token,
-        FaultAction::error(503, "SERVICE_UNAVAILABLE"),
-    ));
+    gw.emulator
+        .inject(Fault::new(Route::Token, action).limit(times));
     let err = gw
         .client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    assert_eq!(reason(&err), "TOKEN_ENDPOINT_UNAVAILABLE");
+    (gw, err)
+}
 
-    gw.emulator.inject(Fault::once(
-        Route::Token,
-        FaultAction::error_with_retry_after(429, "RATE_LIMITED", "30"),
-    ));
-    let err = gw
-        .client()
+async fn link_error(gw: &Gateway) -> tonic::Status {
+    gw.client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted);
-    assert_eq!(reason(&err), "TOKEN_ENDPOINT_RATE_LIMITED");
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn token_endpoint_down_is_unavailable_and_spaced() {
+    for action in [
+        FaultAction::error(503, "SERVICE_UNAVAILABLE"),
+        FaultAction::Reset,
+    ] {
+        let (gw, err) = token_failure(action, 1).await;
+        assert_eq!(err.code(), Code::Unavailable);
+        assert_eq!(reason(&err), "TOKEN_ENDPOINT_UNAVAILABLE");
+        // The next call, right after, is answered from memory (a short jittered pause).
+        assert_eq!(reason(&link_error(&gw).await), "TOKEN_ENDPOINT_UNAVAILABLE");
+        assert_eq!(gw.emulator.counters().token_requests, 1);
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_token_endpoint_is_not_asked_again_for_a_minute() {
+    // No Retry-After (Atlas may send none): 60 s; 20 calls, one token request.
+    let (gw, first) = token_failure(FaultAction::error(429, "RATE_LIMITED"), 100).await;
+    for err in [first, link_error(&gw).await] {
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&err), "TOKEN_ENDPOINT_RATE_LIMITED");
+        let delay = details(&err).retry_info().unwrap().retry_delay.unwrap();
+        assert!(
+            delay > Duration::from_secs(50) && delay <= Duration::from_secs(60),
+            "{delay:?}"
+        );
+    }
+    for _ in 0..18 {
+        assert_eq!(
+            reason(&link_error(&gw).await),
+            "TOKEN_ENDPOINT_RATE_LIMITED"
+        );
+    }
+    let c = gw.emulator.counters();
+    assert_eq!((c.token_requests, c.total_requests()), (1, 1));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_of_a_token_endpoint_429_is_honored_then_tokens_flow_again() {
+    let limited = FaultAction::error_with_retry_after(429, "RATE_LIMITED", "2");
+    let (gw, err) = token_failure(limited, 1).await;
     assert_eq!(
         details(&err).retry_info().unwrap().retry_delay,
-        Some(Duration::from_secs(30))
+        Some(Duration::from_secs(2))
     );
-
-    gw.emulator
-        .inject(Fault::once(Route::Token, FaultAction::Reset));
-    let err = gw
-        .client()
+    assert_eq!(
+        reason(&link_error(&gw).await),
+        "TOKEN_ENDPOINT_RATE_LIMITED"
+    );
+    assert_eq!(gw.emulator.counters().token_requests, 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await; // at least Retry-After
+    gw.client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    assert_eq!(reason(&err), "TOKEN_ENDPOINT_UNAVAILABLE");
+        .unwrap();
+    assert_eq!(gw.emulator.counters().token_requests, 2);
+    gw.stop().await;
+}
 
-    gw.emulator.inject(Fault::once(
-        Route::Token,
-        FaultAction::Latency { millis: 2000 },
-    ));
-    let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_millis(300)));
-    let err = gw.client().create_link_token(req).await.unwrap_err();
+#[tokio::test]
+async fn a_slow_token_endpoint_is_deadline_exceeded_and_not_remembered() {
+    let (gw, err) = {
+        let gw = Gateway::start().await;
+        gw.emulator.inject(Fault::once(
+            Route::Token,
+            FaultAction::Latency { millis: 2000 },
+        ));
+        let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_millis(300)));
+        let err = gw.client().create_link_token(req).await.unwrap_err();
+        (gw, err)
+    };
     assert_eq!(err.code(), Code::DeadlineExceeded);
-
-    // The endpoint is back: calls succeed again.
     gw.client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await
@@ -241,9 +309,64 @@ async fn token_endpoint_down_slow_or_rate_limited() {
 }
 
 #[tokio::test]
+async fn the_token_cap_is_resource_exhausted_not_bad_credentials() {
+    let cap = FaultAction::Raw {
+        status: 403,
+        content_type: "application/json".into(),
+        body: r#"{"error":"access_denied","error_description":"Access Token limit reached. Please use the existing Access Tokens or create a new Service Account."}"#.into(),
+    };
+    let (gw, err) = token_failure(cap, 100).await;
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&err), "ATLAS_TOKEN_LIMIT_REACHED");
+    let d = details(&err);
+    assert!(d.retry_info().unwrap().retry_delay.is_some());
+    assert_eq!(d.quota_failure().unwrap().violations.len(), 1);
+    let msg = err.message();
+    for words in [
+        "100 active tokens",
+        "credentials are fine",
+        "shared token store",
+        "fewer gateways",
+    ] {
+        assert!(msg.contains(words), "{words:?} not in {msg}");
+    }
+    assert!(!msg.contains("MONGODB_ATLAS_CLIENT_SECRET"), "{msg}");
+    assert_eq!(reason(&link_error(&gw).await), "ATLAS_TOKEN_LIMIT_REACHED");
+    assert_eq!(
+        gw.emulator.counters().token_requests,
+        1,
+        "not asked again at once"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_absurd_expires_in_cannot_kill_calls() {
+    // u64::MAX seconds once overflowed `Instant + Duration`: a panic, every call CANCELLED.
+    for expires_in in ["18446744073709551615", "1e308", "-1", "\"x\""] {
+        let body = format!(r#"{{"access_token":"t0k","expires_in":{expires_in}}}"#);
+        let raw = FaultAction::Raw {
+            status: 200,
+            content_type: "application/json".into(),
+            body,
+        };
+        let gw = Gateway::start().await;
+        gw.emulator.inject(Fault::once(Route::Token, raw));
+        // The odd token is refused by Atlas (401): one forced refresh gets a real one.
+        gw.client()
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await
+            .unwrap_or_else(|e| panic!("expires_in {expires_in}: {e:?}"));
+        let c = gw.emulator.counters();
+        assert_eq!((c.token_requests, c.unauthorized), (2, 1), "{expires_in}");
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_failed_background_refresh_keeps_serving_the_valid_token() {
     let emu = EmulatorConfig {
-        token_lifetime: Duration::from_secs(4),
+        token_lifetime: Duration::from_secs(2),
         ..Default::default()
     };
     let gw = Gateway::start_with(emu, |_| {}).await;
@@ -255,20 +378,16 @@ async fn a_failed_background_refresh_keeps_serving_the_valid_token() {
         Route::Token,
         FaultAction::error_with_retry_after(429, "RATE_LIMITED", "60"),
     ));
-    // Refresh point 3.4 s (lifetime - skew - 10%), eviction 3.8 s.
-    tokio::time::sleep(Duration::from_millis(3450)).await;
+    // Every call succeeds with the cached token until the refresh has been refused.
+    call_until(&gw, |c| c.token_requests == 2).await;
+    // Afterwards: the cached token while it lasts, then the remembered 429; never a
+    // token request per call.
     for _ in 0..3 {
-        gw.client()
-            .create_link_token(link_req(DEMO_ORG_ID))
-            .await
-            .unwrap();
+        if let Err(e) = gw.client().create_link_token(link_req(DEMO_ORG_ID)).await {
+            assert_eq!(reason(&e), "TOKEN_ENDPOINT_RATE_LIMITED");
+        }
     }
-    let c = gw.emulator.counters();
-    assert_eq!(
-        c.token_requests, 2,
-        "one failed refresh, then backoff: no request per call"
-    );
-    assert_eq!(c.link_tokens_created, 4);
+    assert_eq!(gw.emulator.counters().token_requests, 2, "backoff");
     gw.stop().await;
 }
 

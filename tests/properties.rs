@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use atlas_grpc_gateway::{
     atlas::{
+        auth::token_response::{parse_issued, parse_refusal, MAX_TOKEN_LIFETIME},
         error::{excerpt, ApiFailure, AtlasError},
         models::{parse_api_error, ApiError, BadRequestDetail, FieldViolation},
         retry::{parse_retry_after, retryable_status, Idempotency},
@@ -422,6 +423,42 @@ proptest! {
         if status == 500 || (400..=428).contains(&status) && code.as_deref().is_none_or(|c| !c.contains("RATE_LIMIT")) {
             prop_assert!(!delete);
         }
+    }
+}
+
+/// Token endpoint 200 bodies: JSON-ish objects around `access_token` and `expires_in`.
+fn token_body() -> impl Strategy<Value = Vec<u8>> {
+    let expires = prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| format!("{f:e}")),
+        any_string().prop_map(|s| serde_json::to_string(&s).unwrap()),
+        Just("null".to_string()),
+    ];
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        (any_string(), expires).prop_map(|(token, expires)| format!(
+            r#"{{"access_token":{},"expires_in":{expires}}}"#,
+            serde_json::to_string(&token).unwrap()
+        )
+        .into_bytes()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// The fuzz target `token_response`, as a property every `cargo test` runs.
+    #[test]
+    fn token_responses_never_panic_and_lifetimes_are_bounded(body in token_body(), status in 400u16..404) {
+        if let Ok(issued) = parse_issued(&body) {
+            prop_assert!(issued.lifetime >= Duration::from_secs(1));
+            prop_assert!(issued.lifetime <= MAX_TOKEN_LIFETIME);
+            prop_assert!(std::time::Instant::now().checked_add(issued.lifetime).is_some());
+            prop_assert!(!issued.access_token.is_empty());
+            prop_assert!(issued.access_token.bytes().all(|b| b.is_ascii_graphic()));
+        }
+        let _ = parse_refusal(status, &body);
     }
 }
 

@@ -5,8 +5,10 @@ mod common;
 use std::time::Duration;
 
 use atlas_grpc_gateway::{
+    config::CallerToken,
     emulator::{Fault, FaultAction, Route},
     pb::OrgRole,
+    secret::Secret,
 };
 use common::*;
 use tonic::Code;
@@ -340,6 +342,68 @@ async fn request_id_makes_creates_idempotent() {
         .create_api_key(with_meta(other, &[("x-atlas-profile", "apikey")], None))
         .await
         .unwrap();
+    assert_eq!(gw.emulator.counters().api_keys_created, 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_create_does_not_pin_its_request_id() {
+    let gw = Gateway::start().await;
+    gw.emulator.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::error(400, "INVALID_ATTRIBUTE"),
+    ));
+    let mut req = key_req(DEMO_ORG_ID);
+    req.request_id = "0b4f6c1e-failed-then-fixed".into();
+    req.desc = "first try".into();
+    let err = gw.client().create_api_key(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // The corrected retry (same id, another request) runs: failures are not remembered.
+    req.desc = "fixed".into();
+    let key = gw.client().create_api_key(req.clone()).await.unwrap();
+    assert_eq!(key.into_inner().api_key.unwrap().desc, "fixed");
+    assert_eq!(gw.emulator.counters().api_keys_created, 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_replay_never_crosses_callers() {
+    let gw = Gateway::start_with(Default::default(), |c| {
+        c.caller_tokens = ["CALLER_A", "CALLER_B"]
+            .map(|name| CallerToken {
+                name: name.into(),
+                token: Secret::new(format!("token-of-{name}")),
+            })
+            .to_vec();
+    })
+    .await;
+    let mut req = key_req(DEMO_ORG_ID);
+    req.request_id = "5f0c3ad2-shared-id".into();
+    let as_caller = |name: &str| {
+        let bearer = format!("Bearer token-of-{name}");
+        with_meta(req.clone(), &[("authorization", &bearer)], None)
+    };
+    let a = gw
+        .client()
+        .create_api_key(as_caller("CALLER_A"))
+        .await
+        .unwrap();
+    let a_again = gw
+        .client()
+        .create_api_key(as_caller("CALLER_A"))
+        .await
+        .unwrap();
+    let b = gw
+        .client()
+        .create_api_key(as_caller("CALLER_B"))
+        .await
+        .unwrap();
+    let private = |r: tonic::Response<atlas_grpc_gateway::pb::CreateApiKeyResponse>| {
+        r.into_inner().api_key.unwrap().private_key
+    };
+    let (a, a_again, b) = (private(a), private(a_again), private(b));
+    assert_eq!(a, a_again, "the same caller gets its replay");
+    assert_ne!(a, b, "another caller never gets A's private key");
     assert_eq!(gw.emulator.counters().api_keys_created, 2);
     gw.stop().await;
 }

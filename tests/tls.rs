@@ -3,7 +3,9 @@
 mod common;
 
 use atlas_grpc_gateway::{
-    config::TlsConfig, pb::atlas_gateway_client::AtlasGatewayClient, secret::Secret,
+    config::{CallerToken, TlsConfig},
+    pb::atlas_gateway_client::AtlasGatewayClient,
+    secret::Secret,
 };
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -17,6 +19,9 @@ struct Pki {
     ca_pem: String,
     client_cert: String,
     client_key: String,
+    /// A second caller's certificate and key, from the same CA.
+    other_cert: String,
+    other_key: String,
 }
 
 fn pki() -> Pki {
@@ -33,6 +38,7 @@ fn pki() -> Pki {
     };
     let (server_cert, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
     let (client_cert, client_key) = leaf(vec!["billing-service".into()]);
+    let (other_cert, other_key) = leaf(vec!["reports-service".into()]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("server.pem"), server_cert).unwrap();
     std::fs::write(dir.path().join("server.key"), server_key).unwrap();
@@ -44,6 +50,8 @@ fn pki() -> Pki {
         ca_pem: ca.pem(),
         client_cert,
         client_key,
+        other_cert,
+        other_key,
     }
 }
 
@@ -52,11 +60,20 @@ async fn tls_client(
     pki: &Pki,
     with_identity: bool,
 ) -> AtlasGatewayClient<tonic::transport::Channel> {
+    let identity = with_identity.then_some((pki.client_cert.as_str(), pki.client_key.as_str()));
+    tls_client_as(gw, pki, identity).await
+}
+
+async fn tls_client_as(
+    gw: &Gateway,
+    pki: &Pki,
+    identity: Option<(&str, &str)>,
+) -> AtlasGatewayClient<tonic::transport::Channel> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&pki.ca_pem))
         .domain_name("localhost");
-    if with_identity {
-        tls = tls.identity(Identity::from_pem(&pki.client_cert, &pki.client_key));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
     }
     let ch = Endpoint::from_shared(format!("https://{}", gw.addr))
         .unwrap()
@@ -66,18 +83,45 @@ async fn tls_client(
     AtlasGatewayClient::new(ch)
 }
 
-#[tokio::test]
-async fn mtls_accepts_only_callers_with_a_certificate_from_the_ca() {
-    let pki = pki();
+async fn mtls_gateway(pki: &Pki) -> Gateway {
     let dir = pki.dir.path().to_path_buf();
-    let gw = Gateway::start_with(Default::default(), |c| {
+    Gateway::start_with(Default::default(), |c| {
         c.tls = Some(TlsConfig {
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
             client_ca: Some(dir.join("ca.pem")),
         });
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn mtls_callers_have_their_own_idempotency_records() {
+    let pki = pki();
+    let gw = mtls_gateway(&pki).await;
+    let mut req = key_req(DEMO_ORG_ID);
+    req.request_id = "0d9a1c44-same-id".into();
+    let billing = tls_client(&gw, &pki, true).await;
+    let reports = tls_client_as(&gw, &pki, Some((&pki.other_cert, &pki.other_key))).await;
+    let mut private = Vec::new();
+    for mut client in [billing.clone(), billing, reports] {
+        let resp = client.create_api_key(req.clone()).await.unwrap();
+        private.push(resp.into_inner().api_key.unwrap().private_key);
+    }
+    assert_eq!(
+        private[0], private[1],
+        "the same certificate gets its replay"
+    );
+    assert_ne!(private[0], private[2], "another certificate never does");
+    assert_eq!(gw.emulator.counters().api_keys_created, 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mtls_accepts_only_callers_with_a_certificate_from_the_ca() {
+    let pki = pki();
+    let dir = pki.dir.path().to_path_buf();
+    let gw = mtls_gateway(&pki).await;
     let mut ok = tls_client(&gw, &pki, true).await;
     ok.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
 
@@ -145,7 +189,10 @@ async fn mtls_accepts_only_callers_with_a_certificate_from_the_ca() {
 #[tokio::test]
 async fn caller_tokens_gate_the_gateway_but_not_health() {
     let gw = Gateway::start_with(Default::default(), |c| {
-        c.caller_tokens = vec![Secret::new("caller-token-1")]
+        c.caller_tokens = vec![CallerToken {
+            name: "CALLER_TOKEN_APP".into(),
+            token: Secret::new("caller-token-1"),
+        }]
     })
     .await;
     let err = gw

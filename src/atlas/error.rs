@@ -28,6 +28,10 @@ pub enum AtlasError {
     /// The token endpoint refused the service-account credentials.
     #[error("Atlas refused the gateway's service-account credentials (HTTP {status})")]
     CredentialsRejected { status: u16, detail: String },
+    /// The service account holds Atlas's maximum of active tokens (100): the token
+    /// endpoint answered 403 "Access Token limit reached". The credentials are fine.
+    #[error("the Atlas service account has reached its active token limit")]
+    TokenLimitReached { retry_after: Duration },
     /// The token endpoint is down or answered something unusable.
     #[error("the Atlas token endpoint is unavailable: {detail}")]
     TokenEndpointUnavailable { detail: String },

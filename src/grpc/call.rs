@@ -2,7 +2,10 @@
 //! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`), carries the tracing span, and at
 //! the end writes the one log line and the metrics, turns a `Failure` into a `Status`,
 //! and returns the request id in response metadata.
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tonic::{metadata::MetadataMap, Response, Status};
 use tracing::{field::Empty, Span};
@@ -17,6 +20,11 @@ pub const PROFILE_HEADER: &str = "x-atlas-profile";
 /// DEADLINE_EXCEEDED with details rather than a bare transport timeout.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
+/// Who the caller proved to be (set by the server's caller authentication: a caller
+/// token's name or the mTLS client certificate). Scopes idempotency records.
+#[derive(Clone, Debug)]
+pub struct CallerIdentity(pub Arc<str>);
+
 /// One RPC in progress.
 pub struct Call {
     pub operation: Operation,
@@ -25,6 +33,8 @@ pub struct Call {
     pub profile: String,
     pub deadline: Instant,
     pub org_id: String,
+    /// The proven caller identity, when the transport established one.
+    pub caller: Option<CallerIdentity>,
     pub span: Span,
     started: Instant,
 }
@@ -67,6 +77,7 @@ impl Call {
             profile,
             deadline: started + timeout,
             org_id: org_id.to_string(),
+            caller: None,
             span,
             started,
         }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{
-    call::Call,
+    call::{Call, CallerIdentity},
     rpc::Rpc,
     rpcs::{CreateApiKey, CreateLinkToken, DeleteLinkToken},
     status::Failure,
@@ -19,7 +19,7 @@ use super::{
 use crate::{
     atlas::client::{AtlasClient, CallContext},
     config::{Config, Profile},
-    idempotency::{IdempotencyCache, Outcome},
+    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
@@ -33,7 +33,7 @@ pub struct GatewayService {
     default_profile: String,
     request_timeout: std::time::Duration,
     /// AIP-155 results of every RPC, encoded, keyed by profile, method and request_id.
-    replays: IdempotencyCache<Bytes>,
+    replays: IdempotencyCache,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
     /// Atlas host per profile, parsed once.
@@ -67,7 +67,7 @@ impl GatewayService {
         &self,
         request: Request<R::Request>,
     ) -> Result<Response<R::Response>, Status> {
-        let call = Call::begin(
+        let mut call = Call::begin(
             R::OPERATION,
             R::METHOD,
             request.metadata(),
@@ -75,6 +75,7 @@ impl GatewayService {
             &self.default_profile,
             self.request_timeout,
         );
+        call.caller = request.extensions().get::<CallerIdentity>().cloned();
         let result = match self.permits.try_acquire() {
             Ok(_permit) => {
                 self.process::<R>(&call, request.into_inner())
@@ -105,9 +106,10 @@ impl GatewayService {
         if request_id.is_empty() {
             return run().await;
         }
-        let key = format!("{}\0{}\0{}", call.profile, call.method, request_id);
+        let caller = call.caller.as_ref().map_or("", |c| &c.0);
+        let key = Key::new(&call.profile, caller, call.method, &request_id);
         let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
-        let (bytes, outcome) = self.replays.run(key, req.encode_to_vec(), fresh).await?;
+        let (bytes, outcome) = self.replays.run(key, request_digest(&req), fresh).await?;
         call.span.record("replayed", outcome == Outcome::Replayed);
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }

@@ -20,6 +20,9 @@ use crate::{
     validate::Violation,
 };
 
+/// Active access tokens Atlas allows per service account.
+const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
+
 /// `ErrorInfo.domain` for errors the gateway itself raises.
 pub const GATEWAY_DOMAIN: &str = "atlas-grpc-gateway";
 
@@ -190,9 +193,24 @@ fn upstream(
             "the call's deadline ran out before Atlas answered".into(),
             "DEADLINE_EXCEEDED".into(),
         ),
+        e @ (AtlasError::CredentialsRejected { .. }
+        | AtlasError::TokenLimitReached { .. }
+        | AtlasError::TokenEndpointUnavailable { .. }
+        | AtlasError::TokenEndpointRateLimited { .. }) => token_endpoint(e, ctx, d, meta),
+    }
+}
+
+/// Maps a token-endpoint failure (no Atlas API call was made).
+fn token_endpoint(
+    e: AtlasError,
+    ctx: &ErrorContext<'_>,
+    d: &mut ErrorDetails,
+    meta: &mut HashMap<String, String>,
+) -> (Code, String, String) {
+    meta.insert("profile".into(), ctx.profile.into());
+    match e {
         AtlasError::CredentialsRejected { status, detail } => {
             meta.insert("http_status".into(), status.to_string());
-            meta.insert("profile".into(), ctx.profile.into());
             let msg = format!("Atlas refused the gateway's service-account credentials for profile {:?} ({detail}); check MONGODB_ATLAS_CLIENT_ID / MONGODB_ATLAS_CLIENT_SECRET", ctx.profile);
             (
                 Code::Unauthenticated,
@@ -200,11 +218,20 @@ fn upstream(
                 "ATLAS_CREDENTIALS_REJECTED".into(),
             )
         }
-        AtlasError::TokenEndpointUnavailable { detail } => (
-            Code::Unavailable,
-            format!("the Atlas token endpoint is unavailable ({detail})"),
-            "TOKEN_ENDPOINT_UNAVAILABLE".into(),
-        ),
+        AtlasError::TokenLimitReached { retry_after } => {
+            meta.insert("http_status".into(), "403".into());
+            d.set_retry_info(Some(retry_after));
+            d.add_quota_failure_violation(
+                format!("profiles/{}", ctx.profile),
+                format!("Atlas allows {ATLAS_ACTIVE_TOKEN_CAP} active access tokens per service account"),
+            );
+            let msg = format!("Atlas refused a new access token for profile {:?}: the service account already holds its {ATLAS_ACTIVE_TOKEN_CAP} active tokens (the credentials are fine). Share tokens between gateways with a shared token store, or run fewer gateways per service account", ctx.profile);
+            (
+                Code::ResourceExhausted,
+                msg,
+                "ATLAS_TOKEN_LIMIT_REACHED".into(),
+            )
+        }
         AtlasError::TokenEndpointRateLimited { retry_after } => {
             // Atlas allows about 10 token requests per minute: without a hint, wait 60 s.
             d.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(60))));
@@ -217,6 +244,12 @@ fn upstream(
                 "TOKEN_ENDPOINT_RATE_LIMITED".into(),
             )
         }
+        // TokenEndpointUnavailable (its Display is the message: no secret in it).
+        other => (
+            Code::Unavailable,
+            other.to_string(),
+            "TOKEN_ENDPOINT_UNAVAILABLE".into(),
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`digest::DigestSession`]).
 pub mod digest;
 pub mod oauth;
+pub mod token_response;
 
 use std::sync::Arc;
 

@@ -4,8 +4,12 @@
 //! single fetch however many callers wait (moka coalesces `try_get_with`). A token is
 //! refreshed ahead of expiry by one background task while callers keep using the valid
 //! one; if that refresh fails (Atlas limits the token endpoint to about 10 requests per
-//! minute), it backs off and the still-valid token keeps serving. The hot path takes no
-//! lock: a cache read and an atomic. It never logs the secret or the token.
+//! minute), it backs off and the still-valid token keeps serving. A failed fetch is
+//! remembered: until its cooldown passes (`Retry-After` or 60 s after a 429 or the token
+//! cap, a short jittered pause otherwise) callers without a valid token get the same
+//! error and no token request is sent. The hot path takes no lock: a cache read and an
+//! atomic. It never logs the secret or the token, and no panic can leave the refresh
+//! flag set (a drop guard clears it).
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -15,11 +19,9 @@ use std::{
 };
 
 use moka::{future::Cache, ops::compute::Op, Expiry};
-use serde::Deserialize;
 
 use crate::{
     atlas::{
-        error::excerpt,
         response::{describe_transport_error, read_capped},
         retry::parse_retry_after,
     },
@@ -27,7 +29,10 @@ use crate::{
     telemetry::metrics as m,
 };
 
-use super::super::error::AtlasError;
+use super::{
+    super::error::AtlasError,
+    token_response::{parse_issued, parse_refusal, Issued, Refusal},
+};
 
 /// A cached access token.
 pub struct AccessToken {
@@ -42,9 +47,24 @@ pub struct AccessToken {
 /// Token-endpoint failures, shareable between coalesced waiters.
 #[derive(Clone, Debug)]
 enum TokenError {
-    Rejected { status: u16, detail: String },
-    Unavailable { detail: String },
-    RateLimited { retry_after: Option<Duration> },
+    Rejected {
+        status: u16,
+        detail: String,
+    },
+    /// The service account holds Atlas's maximum of active tokens.
+    LimitReached,
+    Unavailable {
+        detail: String,
+    },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+}
+
+/// A token-endpoint failure remembered until `until`: no token request before then.
+struct Cooldown {
+    until: Instant,
+    error: TokenError,
 }
 
 impl AccessToken {
@@ -62,18 +82,15 @@ impl From<&TokenError> for AtlasError {
             TokenError::Rejected { status, detail } => {
                 AtlasError::CredentialsRejected { status, detail }
             }
+            TokenError::LimitReached => AtlasError::TokenLimitReached {
+                retry_after: TOKEN_LIMIT_COOLDOWN,
+            },
             TokenError::Unavailable { detail } => AtlasError::TokenEndpointUnavailable { detail },
             TokenError::RateLimited { retry_after } => {
                 AtlasError::TokenEndpointRateLimited { retry_after }
             }
         }
     }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: Option<u64>,
 }
 
 /// Evicts a token a little before it expires (clock skew between us and Atlas).
@@ -105,6 +122,7 @@ pub struct TokenSource {
     client_secret: Secret,
     cache: Cache<(), Arc<AccessToken>>,
     refreshing: AtomicBool,
+    cooldown: Mutex<Option<Cooldown>>,
     refresh_not_before: Mutex<Option<Instant>>,
     last_forced_refresh: Mutex<Option<Instant>>,
     generation: AtomicU64,
@@ -116,6 +134,14 @@ const REFRESH_BACKOFF: Duration = Duration::from_secs(10);
 /// Least time between two refreshes forced by a 401 (Atlas allows ~10 token requests a
 /// minute; at most 6 of them go to 401 recovery).
 const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long callers are answered from memory after a 429 without `Retry-After`: Atlas
+/// counts token requests per minute.
+const RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
+/// After the token cap (100 active tokens): asking again within a minute cannot help.
+const TOKEN_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
+/// After any other failure (5xx, unreachable, refused): a short pause, jittered up to
+/// twice as long so a fleet that failed together does not ask again together.
+const FAILURE_SPACING: Duration = Duration::from_secs(1);
 const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
@@ -138,6 +164,7 @@ impl TokenSource {
                 .expire_after(EvictBeforeExpiry)
                 .build(),
             refreshing: AtomicBool::new(false),
+            cooldown: Mutex::new(None),
             refresh_not_before: Mutex::new(None),
             last_forced_refresh: Mutex::new(None),
             generation: AtomicU64::new(0),
@@ -152,6 +179,9 @@ impl TokenSource {
                 self.refresh_in_background();
             }
             return Ok(token);
+        }
+        if let Some(remembered) = self.cooling_down() {
+            return Err(AtlasError::from(&remembered));
         }
         self.cache
             .try_get_with((), self.fetch())
@@ -207,6 +237,7 @@ impl TokenSource {
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let _clear = ClearOnDrop(&this.refreshing);
             match this.fetch().await {
                 Ok(token) => this.cache.insert((), token).await,
                 Err(e) => {
@@ -222,7 +253,32 @@ impl TokenSource {
                         Some(Instant::now() + wait);
                 }
             }
-            this.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// The remembered failure, while its cooldown lasts (a 429's remaining wait).
+    fn cooling_down(&self) -> Option<TokenError> {
+        let cooldown = self.cooldown.lock().expect("not poisoned");
+        let c = cooldown.as_ref()?;
+        let left = c.until.checked_duration_since(Instant::now())?;
+        Some(match &c.error {
+            TokenError::RateLimited { .. } => TokenError::RateLimited {
+                retry_after: Some(left),
+            },
+            other => other.clone(),
+        })
+    }
+
+    /// Remembers a failed fetch so the next callers do not ask again at once.
+    fn remember(&self, error: &TokenError) {
+        let wait = match error {
+            TokenError::RateLimited { retry_after } => retry_after.unwrap_or(RATE_LIMIT_COOLDOWN),
+            TokenError::LimitReached => TOKEN_LIMIT_COOLDOWN,
+            _ => FAILURE_SPACING.mul_f64(1.0 + fastrand::f64()),
+        };
+        *self.cooldown.lock().expect("not poisoned") = Some(Cooldown {
+            until: Instant::now() + wait,
+            error: error.clone(),
         });
     }
 
@@ -232,11 +288,15 @@ impl TokenSource {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(TokenError::Rejected { .. }) => "rejected",
+            Err(TokenError::LimitReached) => "token_limit",
             Err(TokenError::RateLimited { .. }) => "rate_limited",
             Err(TokenError::Unavailable { .. }) => "unavailable",
         };
         m::token_fetch(&self.profile, outcome, started.elapsed());
         tracing::debug!(profile = %self.profile, outcome, elapsed_ms = started.elapsed().as_millis() as u64, "token fetch");
+        if let Err(e) = &result {
+            self.remember(e);
+        }
         result
     }
 
@@ -267,14 +327,15 @@ impl TokenSource {
             .map_err(|e| unavailable(e.to_string()))?;
         match status {
             200 => {
-                let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                    unavailable("the token endpoint answered 200 without an access_token".into())
-                })?;
-                Ok(Arc::new(self.new_token(parsed)))
+                let issued = parse_issued(&body).map_err(|e| unavailable(e.into()))?;
+                self.new_token(issued).map(Arc::new)
             }
-            400 | 401 | 403 => Err(TokenError::Rejected {
-                status,
-                detail: oauth_error(&body),
+            400 | 401 | 403 => Err(match parse_refusal(status, &body) {
+                Refusal::TokenLimitReached => TokenError::LimitReached,
+                Refusal::Credentials { error } => TokenError::Rejected {
+                    status,
+                    detail: error,
+                },
             }),
             429 => Err(TokenError::RateLimited { retry_after }),
             _ => Err(unavailable(format!(
@@ -283,31 +344,35 @@ impl TokenSource {
         }
     }
 
-    fn new_token(&self, t: TokenResponse) -> AccessToken {
-        let now = Instant::now();
-        // Atlas tokens live one hour; assume that when expires_in is missing.
-        let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600).max(1));
-        // Stop using a token a little early (skew), refresh ahead by 10% (at most 60 s).
+    /// The cached form of a token; `lifetime` is already clamped, and the arithmetic is
+    /// checked anyway (an `Instant` near the end of its range must not panic).
+    fn new_token(&self, t: Issued) -> Result<AccessToken, TokenError> {
+        let lifetime = t.lifetime;
+        // Stop using a token a little early (skew); refresh ahead by half the remaining
+        // lifetime, at most 60 s (one hour tokens: refreshed a minute before).
         let skew = (lifetime / 20).min(Duration::from_secs(5));
-        let margin = (lifetime / 10).min(Duration::from_secs(60));
-        AccessToken {
+        let margin = ((lifetime - skew) / 2).min(Duration::from_secs(60));
+        let now = Instant::now();
+        let at = |d: Duration| {
+            now.checked_add(d).ok_or_else(|| TokenError::Unavailable {
+                detail: "the token endpoint answered an unusable expires_in".into(),
+            })
+        };
+        Ok(AccessToken {
             value: Secret::new(t.access_token),
             proven: AtomicBool::new(false),
-            expires_at: now + lifetime - skew,
-            refresh_at: now + lifetime - skew - margin,
+            expires_at: at(lifetime - skew)?,
+            refresh_at: at(lifetime - skew - margin)?,
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-        }
+        })
     }
 }
 
-/// The RFC 6749 `error` code (e.g. `invalid_client`) from a token-endpoint refusal.
-fn oauth_error(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct OAuthError {
-        error: String,
-    }
-    match serde_json::from_slice::<OAuthError>(body) {
-        Ok(e) => excerpt(e.error.as_bytes()),
-        Err(_) => "the token endpoint refused the client credentials".into(),
+/// Clears a flag when dropped, so a task that panics or is cancelled cannot leave it set.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
