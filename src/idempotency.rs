@@ -38,6 +38,12 @@ pub type Digest = [u8; 32];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key(Digest);
 
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl Key {
     /// Hashes the scope of a `request_id`. `caller` is the identity the transport
     /// proved (the caller token's name, the client certificate), "" when there is none.

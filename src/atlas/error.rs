@@ -38,6 +38,10 @@ pub enum AtlasError {
     /// The token endpoint rate-limited the gateway and no valid token is cached.
     #[error("the Atlas token endpoint rate-limited the gateway")]
     TokenEndpointRateLimited { retry_after: Option<Duration> },
+    /// Atlas rate-limited this (profile, org, operation) a moment ago (on this replica
+    /// or, with a shared store, another): answered without calling Atlas.
+    #[error("Atlas rate-limited this operation for this org; cooling down")]
+    CoolingDown { retry_after: Duration },
 }
 
 /// A non-2xx answer from Atlas.

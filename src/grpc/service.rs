@@ -18,13 +18,15 @@ use super::{
 };
 use crate::{
     atlas::client::{AtlasClient, CallContext},
+    atlas::error::AtlasError,
     config::{Config, Profile},
-    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
+    idempotency::{request_digest, Digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
         DeleteLinkTokenResponse,
     },
+    store::{idem, ProfileStore},
 };
 
 /// The `atlas.gateway.v1.AtlasGateway` implementation.
@@ -34,6 +36,8 @@ pub struct GatewayService {
     request_timeout: std::time::Duration,
     /// AIP-155 results of every RPC, encoded, keyed by profile, method and request_id.
     replays: IdempotencyCache,
+    /// How long a `request_id` is remembered (also in the shared store).
+    window: std::time::Duration,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
     /// Atlas host per profile, parsed once.
@@ -47,6 +51,7 @@ impl GatewayService {
             default_profile: config.default_profile.clone(),
             request_timeout: config.request_timeout,
             replays: IdempotencyCache::new(config.idempotency_window),
+            window: config.idempotency_window,
             permits: Semaphore::new(config.max_concurrency),
             domains: config
                 .profiles
@@ -99,6 +104,7 @@ impl GatewayService {
         let request_id = R::take_request_id(&mut req);
         let ctx = CallContext {
             profile: &call.profile,
+            org_id: &call.org_id,
             request_id: &call.request_id,
             deadline: call.deadline,
         };
@@ -109,9 +115,45 @@ impl GatewayService {
         let caller = call.caller.as_ref().map_or("", |c| &c.0);
         let key = Key::new(&call.profile, caller, call.method, &request_id);
         let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
-        let (bytes, outcome) = self.replays.run(key, request_digest(&req), fresh).await?;
+        let digest = request_digest(&req);
+        let (bytes, outcome) = match self.atlas.shared(&call.profile) {
+            Some(shared) => self.once_shared(shared, call, key, digest, fresh).await?,
+            None => self.replays.run(key, digest, fresh).await?,
+        };
         call.span.record("replayed", outcome == Outcome::Replayed);
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
+    }
+
+    /// AIP-155 across the fleet: the record lives in the shared store (see
+    /// `store::idem`); the in-process cache when the store cannot be used.
+    async fn once_shared<F, Fut>(
+        &self,
+        shared: &ProfileStore,
+        call: &Call,
+        key: Key,
+        digest: Digest,
+        fresh: F,
+    ) -> Result<(Bytes, Outcome), Failure>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, Failure>>,
+    {
+        let ran = idem::run_once(
+            shared,
+            key.as_ref(),
+            &digest,
+            self.window,
+            call.deadline,
+            fresh,
+        );
+        match ran.await {
+            Ok(idem::Shared::Ran(result)) => result.map(|b| (b, Outcome::Fresh)),
+            Ok(idem::Shared::Replayed(b)) => Ok((b, Outcome::Replayed)),
+            Ok(idem::Shared::Reused) => Err(Failure::RequestIdReused),
+            Ok(idem::Shared::OutcomeUnknown) => Err(Failure::RequestOutcomeUnknown),
+            Ok(idem::Shared::TimedOut) => Err(Failure::Atlas(AtlasError::Timeout)),
+            Err(fresh) => self.replays.run(key, digest, fresh).await,
+        }
     }
 
     /// The call's profile, with its org policy applied.

@@ -15,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{jitter, unix_ms, ProfileStore, StoreDown};
@@ -39,8 +40,8 @@ enum Record {
 /// What a shared idempotent run produced.
 pub enum Shared<E> {
     /// This replica ran the call (`Ok`) or the first result was replayed.
-    Ran(Result<Vec<u8>, E>),
-    Replayed(Vec<u8>),
+    Ran(Result<Bytes, E>),
+    Replayed(Bytes),
     /// The id was used with a different request.
     Reused,
     /// A replica died while running this id: the create may or may not exist.
@@ -61,7 +62,7 @@ pub async fn run_once<E, F, Fut>(
 ) -> Result<Shared<E>, F>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, E>>,
+    Fut: Future<Output = Result<Bytes, E>>,
 {
     let key = shared.sealer.hashed_key("idem", &[scope]);
     let store = &shared.store;
@@ -84,7 +85,7 @@ where
                     Ok(value) => {
                         let done = seal(&Record::Done {
                             fingerprint: fingerprint.to_vec(),
-                            result: value.clone(),
+                            result: value.to_vec(),
                         });
                         let _ = store.set(&key, &done, window).await;
                     }
@@ -113,7 +114,7 @@ where
             {
                 return Ok(Shared::Reused)
             }
-            Record::Done { result, .. } => return Ok(Shared::Replayed(result)),
+            Record::Done { result, .. } => return Ok(Shared::Replayed(result.into())),
             Record::Pending { until_ms, .. } if until_ms < unix_ms() => {
                 return Ok(Shared::OutcomeUnknown)
             }
