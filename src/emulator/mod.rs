@@ -190,6 +190,12 @@ impl Emulator {
         self.shared.lock().active_tokens()
     }
 
+    /// Every access token issued so far and still known (tests look for them in places
+    /// they must not be, such as a shared store).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().tokens.keys().cloned().collect()
+    }
+
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();

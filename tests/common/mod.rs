@@ -2,6 +2,8 @@
 //! front of the in-process Atlas emulator, and a real tonic client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod redis_server;
+
 use std::{net::SocketAddr, time::Duration};
 
 use atlas_grpc_gateway::{
@@ -13,6 +15,7 @@ use atlas_grpc_gateway::{
         DeleteLinkTokenRequest, OrgRole,
     },
     server,
+    store::StoreConfig,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{transport::Channel, Request, Status};
@@ -41,6 +44,43 @@ impl Gateway {
 
     pub async fn start_with(emu: EmulatorConfig, tweak: impl FnOnce(&mut Config)) -> Gateway {
         let emulator = Emulator::start(emu, loopback()).await.expect("emulator");
+        let Replica {
+            addr,
+            client,
+            stop,
+            task,
+        } = Replica::start(&emulator, tweak).await;
+        Gateway {
+            emulator,
+            addr,
+            client,
+            stop,
+            task,
+        }
+    }
+
+    pub fn client(&self) -> AtlasGatewayClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// A gateway in front of an emulator it does not own: one replica of a fleet.
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub client: AtlasGatewayClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Replica {
+    pub async fn start(emulator: &Emulator, tweak: impl FnOnce(&mut Config)) -> Replica {
         let listener = TcpListener::bind(loopback()).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let mut config = dev_config(&emulator.base_url(), addr, "off");
@@ -55,8 +95,7 @@ impl Gateway {
             .expect("serve");
         });
         let client = AtlasGatewayClient::new(channel(addr).await);
-        Gateway {
-            emulator,
+        Replica {
             addr,
             client,
             stop: Some(stop),
@@ -64,14 +103,30 @@ impl Gateway {
         }
     }
 
+    /// A replica of the fleet that shares state through the store at `url`.
+    pub async fn with_store(emulator: &Emulator, url: &str) -> Replica {
+        let store = StoreConfig {
+            url: atlas_grpc_gateway::secret::Secret::new(url),
+            prefix: "atlas-gw".into(),
+        };
+        Self::start(emulator, |c| c.shared_store = Some(store)).await
+    }
+
     pub fn client(&self) -> AtlasGatewayClient<Channel> {
         self.client.clone()
     }
 
+    /// Graceful stop (drain, then revocation of minted tokens without a store).
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, like a killed process: nothing after this point runs.
+    pub async fn crash(self) {
+        self.task.abort();
         let _ = self.task.await;
     }
 }

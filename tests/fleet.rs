@@ -1,0 +1,287 @@
+//! Fleet mode against a real `redis-server` on loopback: replicas of one service account
+//! share one token, the token endpoint's back-off, `request_id` records and Atlas 429
+//! cool-downs; nothing readable lands in Redis; and a store outage fails no call.
+mod common;
+
+use std::time::Duration;
+
+use atlas_grpc_gateway::emulator::{Emulator, EmulatorConfig, DEMO_CLIENT_SECRET};
+use common::{redis_server::RedisServer, *};
+use tonic::Code;
+
+async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig::default(), loopback())
+        .await
+        .unwrap()
+}
+
+async fn replicas(emu: &Emulator, redis: &RedisServer, n: usize) -> Vec<Replica> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Replica::with_store(emu, &redis.url()).await);
+    }
+    out
+}
+
+fn keyed(org: &str, request_id: &str) -> atlas_grpc_gateway::pb::CreateApiKeyRequest {
+    let mut r = key_req(org);
+    r.request_id = request_id.into();
+    r
+}
+
+#[tokio::test]
+async fn a_cold_fleet_makes_one_token_request_and_a_401_storm_one_more() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 4).await;
+    let calls = fleet.iter().map(|r| {
+        let mut c = r.client();
+        async move { c.create_link_token(link_req(DEMO_ORG_ID)).await }
+    });
+    for r in futures_join(calls).await {
+        r.unwrap();
+    }
+    assert_eq!(emu.counters().token_requests, 1, "one token for the fleet");
+    emu.revoke_tokens(); // every replica's next call meets a 401
+    let calls = fleet.iter().map(|r| {
+        let mut c = r.client();
+        async move { c.create_link_token(link_req(DEMO_ORG_ID)).await }
+    });
+    for r in futures_join(calls).await {
+        r.unwrap();
+    }
+    assert_eq!(
+        emu.counters().token_requests,
+        2,
+        "one refetch for the storm"
+    );
+    for r in fleet {
+        r.stop().await;
+    }
+    assert_eq!(
+        emu.counters().tokens_revoked,
+        0,
+        "the fleet's token is never revoked"
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_429_pauses_every_replica() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    emu.inject(Fault::once(
+        Route::Token,
+        FaultAction::error_with_retry_after(429, "RATE_LIMITED", "30"),
+    ));
+    for r in &fleet {
+        let err = r
+            .client()
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&err), "TOKEN_ENDPOINT_RATE_LIMITED");
+        let wait = details(&err).retry_info().unwrap().retry_delay.unwrap();
+        assert!(wait > Duration::from_secs(20), "{wait:?}");
+    }
+    assert_eq!(
+        emu.counters().token_requests,
+        1,
+        "the second replica did not ask"
+    );
+}
+
+#[tokio::test]
+async fn a_request_id_replays_on_another_replica_and_waits_for_one_in_flight() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    let first = fleet[0]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "rid-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = fleet[1]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "rid-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.api_key, again.api_key);
+    let reused = fleet[1]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "rid-1").tap_desc("other"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&reused), "REQUEST_ID_REUSED");
+    // In flight on replica 0 while the duplicate reaches replica 1.
+    emu.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::Latency { millis: 500 },
+    ));
+    let (mut a, mut b) = (fleet[0].client(), fleet[1].client());
+    let (x, y) = tokio::join!(a.create_api_key(keyed(DEMO_ORG_ID, "rid-2")), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.create_api_key(keyed(DEMO_ORG_ID, "rid-2")).await
+    });
+    assert_eq!(
+        x.unwrap().into_inner().api_key,
+        y.unwrap().into_inner().api_key
+    );
+    assert_eq!(emu.counters().api_keys_created, 2);
+}
+
+#[tokio::test]
+async fn an_atlas_429_cools_the_operation_down_on_every_replica() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    while redis.subscribers("atlas-gw:cooldowns").await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    emu.inject(Fault::once(
+        Route::CreateLinkToken,
+        FaultAction::error_with_retry_after(429, "RATE_LIMITED_TOKEN_BUCKET", "30"),
+    ));
+    let err = fleet[0]
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let mut seen = None;
+    for _ in 0..100 {
+        let e = fleet[1]
+            .client()
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await;
+        if let Err(e) = e {
+            seen = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = seen.expect("replica 1 learned the cool-down");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(meta(&err, "cooldown").as_deref(), Some("true"));
+    assert!(details(&err).retry_info().unwrap().retry_delay.unwrap() > Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn redis_holds_no_secret_token_key_org_or_request_id_in_clear() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    let request_id = "rid-visible-nowhere-42";
+    let key = fleet[0]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, request_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_key
+        .unwrap();
+    let mut link = link_req(DEMO_ORG_ID);
+    link.request_id = "rid-link-7".into();
+    let link = fleet[1]
+        .client()
+        .create_link_token(link)
+        .await
+        .unwrap()
+        .into_inner();
+    let dump = redis.dump().await;
+    assert!(
+        dump.len() >= 3,
+        "token and two records are stored: {}",
+        dump.len()
+    );
+    let mut forbidden = vec![
+        DEMO_CLIENT_SECRET.to_string(),
+        DEMO_ORG_ID.to_string(),
+        request_id.to_string(),
+        "rid-link-7".to_string(),
+        key.private_key.clone(),
+        key.id.clone(),
+        link.link_token.clone(),
+    ];
+    forbidden.extend(emu.issued_tokens());
+    for (k, v) in &dump {
+        assert!(k.starts_with("{atlas-gw:"), "{k}");
+        for f in &forbidden {
+            let needle = f.as_bytes();
+            assert!(!k.contains(f.as_str()), "key {k} shows a secret");
+            assert!(
+                !v.windows(needle.len()).any(|w| w == needle),
+                "value of {k} shows a secret"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn killing_and_restarting_redis_mid_load_fails_no_call() {
+    let (emu, mut redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    let load = |round: usize| {
+        let clients: Vec<_> = fleet.iter().map(Replica::client).collect();
+        async move {
+            let mut failed = 0;
+            for i in 0..20 {
+                let mut c = clients[i % clients.len()].clone();
+                let req = keyed(DEMO_ORG_ID, &format!("r{round}-{i}"));
+                failed += c.create_api_key(req).await.is_err() as usize;
+                failed += c.create_link_token(link_req(DEMO_ORG_ID)).await.is_err() as usize;
+            }
+            failed
+        }
+    };
+    assert_eq!(load(0).await, 0);
+    let during = tokio::spawn(load(1));
+    redis.kill();
+    let down = load(2).await;
+    redis.restart().await;
+    let after = load(3).await;
+    assert_eq!((during.await.unwrap(), down, after), (0, 0, 0));
+    let health = tonic_health::pb::health_client::HealthClient::new(channel(fleet[0].addr).await)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(health.into_inner().status, 1, "SERVING through the outage");
+    // Back in use once each replica's next probe (every 500 ms while down) answers: a
+    // record written after that replays on the other replica.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = fleet[0]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "after"))
+        .await
+        .unwrap();
+    let again = fleet[1]
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "after"))
+        .await
+        .unwrap();
+    assert_eq!(first.into_inner().api_key, again.into_inner().api_key);
+    assert!(!redis.dump().await.is_empty());
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+trait TapDesc {
+    fn tap_desc(self, desc: &str) -> Self;
+}
+
+impl TapDesc for atlas_grpc_gateway::pb::CreateApiKeyRequest {
+    fn tap_desc(mut self, desc: &str) -> Self {
+        self.desc = desc.into();
+        self
+    }
+}
