@@ -37,7 +37,7 @@ async fn a_cold_fleet_makes_one_token_request_and_a_401_storm_one_more() {
         let mut c = r.client();
         async move { c.create_link_token(link_req(DEMO_ORG_ID)).await }
     });
-    for r in futures_join(calls).await {
+    for r in join_all(calls).await {
         r.unwrap();
     }
     assert_eq!(emu.counters().token_requests, 1, "one token for the fleet");
@@ -46,7 +46,7 @@ async fn a_cold_fleet_makes_one_token_request_and_a_401_storm_one_more() {
         let mut c = r.client();
         async move { c.create_link_token(link_req(DEMO_ORG_ID)).await }
     });
-    for r in futures_join(calls).await {
+    for r in join_all(calls).await {
         r.unwrap();
     }
     assert_eq!(
@@ -259,20 +259,6 @@ async fn killing_and_restarting_redis_mid_load_fails_no_call() {
         .unwrap();
     assert_eq!(first.into_inner().api_key, again.into_inner().api_key);
     assert!(!redis.dump().await.is_empty());
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
 }
 
 trait TapDesc {

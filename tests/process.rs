@@ -18,13 +18,6 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The gateway command; stderr goes to a file (a pipe nobody reads would block the child).
 fn gateway_cmd(emulator: &Emulator, addr: std::net::SocketAddr, log: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -44,28 +37,6 @@ fn log_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.log");
     (dir, path)
-}
-
-async fn wait_serving(addr: std::net::SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            if let Ok(r) = HealthClient::new(ch)
-                .check(HealthCheckRequest::default())
-                .await
-            {
-                if r.into_inner().status == 1 {
-                    return;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn signal(child: &Child, sig: &str) {
