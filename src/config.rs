@@ -24,7 +24,6 @@ pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 pub const DEFAULT_API_VERSION: &str = "2023-01-01";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_PROFILE: &str = "default";
-pub const DEFAULT_STORE_PREFIX: &str = "atlas-gw";
 
 /// A configuration problem, phrased as what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -182,12 +181,13 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         Some(u) => Some(check_url("MONGODB_ATLAS_REVOKE_URL / --revoke-url", &u)?),
         None => None,
     };
-    let shared_store = shared_store(
+    let shared_store = StoreConfig::from_settings(
         args.shared_store.clone().or(file.shared_store),
         args.shared_store_prefix
             .clone()
             .or(file.shared_store_prefix),
-    )?;
+    )
+    .map_err(ConfigError)?;
     let api_version = args
         .api_version
         .clone()
@@ -290,40 +290,6 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         profiles,
         shared_store,
     })
-}
-
-/// `redis://` or `rediss://` with a host; the prefix is a plain word (it goes inside a
-/// Redis Cluster hash tag). The URL is never echoed: it may hold a password.
-fn shared_store(
-    url: Option<String>,
-    prefix: Option<String>,
-) -> Result<Option<StoreConfig>, ConfigError> {
-    let prefix = prefix.unwrap_or_else(|| DEFAULT_STORE_PREFIX.into());
-    let prefix_ok = !prefix.is_empty()
-        && prefix.len() <= 64
-        && prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !prefix_ok {
-        return err(format!(
-            "--shared-store-prefix must be 1-64 letters, digits, '-', '_' or '.' (got {prefix:?})"
-        ));
-    }
-    let Some(url) = url.filter(|u| !u.is_empty()) else {
-        return Ok(None);
-    };
-    match reqwest::Url::parse(&url) {
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
-            Ok(Some(StoreConfig {
-                url: Secret::new(url),
-                prefix,
-            }))
-        }
-        _ => err(format!(
-            "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {})",
-            crate::store::redact_url(&url)
-        )),
-    }
 }
 
 struct ProfileDefaults<'a> {

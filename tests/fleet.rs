@@ -131,6 +131,49 @@ async fn a_request_id_replays_on_another_replica_and_waits_for_one_in_flight() {
 }
 
 #[tokio::test]
+async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let dying = Replica::start(&emu, |c| {
+        c.request_timeout = Duration::from_secs(1);
+        c.shared_store = Replica::store_config(&redis.url());
+    })
+    .await;
+    let other = Replica::with_store(&emu, &redis.url()).await;
+    emu.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::Latency { millis: 3000 },
+    ));
+    // The call is dropped mid-flight (as when its replica is killed): its claim stays.
+    let mut c = dying.client();
+    let call = tokio::spawn(async move { c.create_api_key(keyed(DEMO_ORG_ID, "rid-dead")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.abort();
+    let _ = call.await;
+    // While the claim may still be running, a duplicate waits (here: past its deadline).
+    let short = with_meta(
+        keyed(DEMO_ORG_ID, "rid-dead"),
+        &[],
+        Some(Duration::from_millis(500)),
+    );
+    let waited = other.client().create_api_key(short).await.unwrap_err();
+    // Our DEADLINE_EXCEEDED, or the client's own timer when it fires first.
+    assert!(
+        matches!(waited.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{waited:?}"
+    );
+    // Once the claim's deadline and grace are over, the outcome is unknown: no rerun.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let err = other
+        .client()
+        .create_api_key(keyed(DEMO_ORG_ID, "rid-dead"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(reason(&err), "REQUEST_OUTCOME_UNKNOWN");
+    assert_eq!(emu.counters().api_keys_created, 0);
+}
+
+#[tokio::test]
 async fn an_atlas_429_cools_the_operation_down_on_every_replica() {
     let (emu, redis) = (emulator().await, RedisServer::start().await);
     let fleet = replicas(&emu, &redis, 2).await;

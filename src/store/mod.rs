@@ -51,6 +51,46 @@ pub struct StoreConfig {
     pub prefix: String,
 }
 
+/// Namespace of a fleet's keys when none is configured.
+pub const DEFAULT_PREFIX: &str = "atlas-gw";
+
+impl StoreConfig {
+    /// `redis://` or `rediss://` with a host; the prefix is a plain word (it goes inside
+    /// a Redis Cluster hash tag). `Ok(None)`: no store. The URL is never echoed whole:
+    /// it may hold a password.
+    pub fn from_settings(
+        url: Option<String>,
+        prefix: Option<String>,
+    ) -> Result<Option<StoreConfig>, String> {
+        let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !prefix_ok {
+            return Err(format!(
+                "--shared-store-prefix must be 1-64 letters, digits, '-', '_' or '.' (got {prefix:?})"
+            ));
+        }
+        let Some(url) = url.filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
+                Ok(Some(StoreConfig {
+                    url: Secret::new(url),
+                    prefix,
+                }))
+            }
+            _ => Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {})",
+                redact_url(&url)
+            )),
+        }
+    }
+}
+
 fn redacted<S: serde::Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact_url(url.expose()))
 }

@@ -105,11 +105,16 @@ impl Replica {
 
     /// A replica of the fleet that shares state through the store at `url`.
     pub async fn with_store(emulator: &Emulator, url: &str) -> Replica {
-        let store = StoreConfig {
+        let store = Self::store_config(url);
+        Self::start(emulator, |c| c.shared_store = store).await
+    }
+
+    /// The store at `url` with the default prefix.
+    pub fn store_config(url: &str) -> Option<StoreConfig> {
+        Some(StoreConfig {
             url: atlas_grpc_gateway::secret::Secret::new(url),
             prefix: "atlas-gw".into(),
-        };
-        Self::start(emulator, |c| c.shared_store = Some(store)).await
+        })
     }
 
     pub fn client(&self) -> AtlasGatewayClient<Channel> {

@@ -40,7 +40,12 @@ impl TokenSource {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let since = Instant::now();
-            while Arc::strong_count(&old) > 1 && since.elapsed() < RETIRE_WAIT {
+            loop {
+                // The cache may still hold the replaced entry until its housekeeping runs.
+                this.cache.run_pending_tasks().await;
+                if Arc::strong_count(&old) == 1 || since.elapsed() >= RETIRE_WAIT {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             this.revoke(&old.value).await;
