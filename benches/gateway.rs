@@ -441,7 +441,7 @@ impl Gateway {
                     org_id,
                     desc: "bench key".into(),
                     roles: vec![OrgRole::OrgMember as i32],
-                    request_id: String::new(),
+                    ..Default::default()
                 }))
                 .await
                 .map(drop),

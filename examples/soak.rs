@@ -176,7 +176,7 @@ async fn caller(
                     org_id: org(0),
                     desc: format!("soak caller {id}"),
                     roles: vec![OrgRole::OrgMember as i32],
-                    request_id: String::new(),
+                    ..Default::default()
                 });
                 req.set_timeout(Duration::from_secs(20));
                 ("CreateApiKey", client.create_api_key(req).await.map(|_| ()))

@@ -75,6 +75,8 @@ pub struct Profile {
     pub allowed_org_ids: Option<BTreeSet<String>>,
     /// Roles `CreateApiKey` may grant with this profile; `None` means any.
     pub allowed_roles: Option<BTreeSet<String>>,
+    /// RPCs (`CreateApiKey`, ...) callers may use with this profile; `None` means all.
+    pub allowed_rpcs: Option<BTreeSet<String>>,
     /// Bound on concurrent upstream calls made with this profile.
     pub max_in_flight: usize,
 }
@@ -398,6 +400,17 @@ fn build_profile(
             ));
         }
     }
+    if let Some(rpcs) = &fp.allowed_rpcs {
+        if let Some(bad) = rpcs
+            .iter()
+            .find(|r| !crate::pb::RPC_NAMES.contains(&r.as_str()))
+        {
+            return err(format!(
+                "profiles.{name}.allowed_rpcs: {bad:?} is not an RPC of this gateway (one of {})",
+                crate::pb::RPC_NAMES.join(", ")
+            ));
+        }
+    }
     Ok(Profile {
         name: name.to_string(),
         base_url,
@@ -406,6 +419,7 @@ fn build_profile(
         credentials,
         allowed_org_ids: fp.allowed_org_ids,
         allowed_roles: fp.allowed_roles,
+        allowed_rpcs: fp.allowed_rpcs,
         max_in_flight: positive(
             &format!("profiles.{name}.max_in_flight"),
             fp.max_in_flight.unwrap_or(256),

@@ -70,29 +70,152 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let config = dev_config(&emulator.base_url(), args.listen, &args.metrics_listen);
-    println!("{}", banner(&emulator.base_url(), args.listen));
+    println!(
+        "{}",
+        banner(&emulator.base_url(), args.listen, &args.metrics_listen)
+    );
     let code = server::run_gateway(config).await;
     emulator.shutdown().await;
     code
 }
 
-fn banner(emulator: &str, listen: SocketAddr) -> String {
+/// The `grpcurl` examples of the banner: (flags, method or verb, what the line shows).
+/// `tests/interop/commands.py` runs each printed line verbatim; a trailing `# CODE` is the
+/// gRPC code that line must end with.
+fn examples() -> Vec<(String, String, &'static str)> {
     let svc = "atlas.gateway.v1.AtlasGateway";
-    let g = format!("grpcurl -plaintext {listen}");
+    let org = DEMO_ORG_ID;
+    let d = |json: &str| format!("-d '{json}'");
+    let restricted = "-H 'x-atlas-profile: restricted'";
+    vec![
+        (String::new(), "list".into(), ""),
+        (String::new(), format!("describe {svc}"), ""),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","access_list_ips":["203.0.113.7","10.0.0.0/8"]}}"#
+            )),
+            format!("{svc}/CreateLinkToken"),
+            "",
+        ),
+        (
+            d(&format!(r#"{{"org_id":"{org}"}}"#)),
+            format!("{svc}/DeleteLinkToken"),
+            "",
+        ),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","desc":"ci key","roles":["ORG_MEMBER"]}}"#
+            )),
+            format!("{svc}/CreateApiKey"),
+            "",
+        ),
+        (
+            format!(
+                "-H 'x-atlas-profile: apikey' {}",
+                d(&format!(
+                    r#"{{"org_id":"{org}","desc":"digest key","roles":["ORG_READ_ONLY"]}}"#
+                ))
+            ),
+            format!("{svc}/CreateApiKey"),
+            "",
+        ),
+        (
+            d(r#"{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}"#),
+            format!("{svc}/CreateLinkToken"),
+            "INVALID_ARGUMENT with BadRequest",
+        ),
+        (
+            format!(
+                "{restricted} {}",
+                d(&format!(
+                    r#"{{"org_id":"{org}","desc":"x","roles":["ORG_OWNER"]}}"#
+                ))
+            ),
+            format!("{svc}/CreateApiKey"),
+            "PERMISSION_DENIED POLICY_DENIED",
+        ),
+        (String::new(), "grpc.health.v1.Health/Check".into(), ""),
+    ]
+}
+
+/// One ready-to-paste grpcurl line. Flags (`-H`, `-d`) come before the address: grpcurl,
+/// like every Go flag parser, stops reading flags at the first positional argument.
+fn grpcurl_line(listen: SocketAddr, flags: &str, what: &str, shows: &str) -> String {
+    let mut line = String::from("grpcurl -plaintext ");
+    for part in [flags, &listen.to_string(), what] {
+        if !part.is_empty() {
+            line.push_str(part);
+            line.push(' ');
+        }
+    }
+    if !shows.is_empty() {
+        line.push_str("  # ");
+        line.push_str(shows);
+    }
+    line.trim_end().to_string()
+}
+
+fn banner(emulator: &str, listen: SocketAddr, metrics: &str) -> String {
+    let tries: String = examples()
+        .iter()
+        .map(|(flags, what, shows)| format!("  {}\n", grpcurl_line(listen, flags, what, shows)))
+        .collect();
+    let metrics = match metrics {
+        "off" => String::new(),
+        addr => format!("Metrics: curl -s http://{addr}/metrics | grep atlas_gateway\n"),
+    };
     format!(
         "atlas-grpc-gateway dev: gateway on {listen}, Atlas emulator on {emulator} (demo org {DEMO_ORG_ID})
 Profiles: default (service account), apikey (HTTP Digest), restricted (may only grant ORG_MEMBER/ORG_READ_ONLY)
 Try:
-  {g} list
-  {g} describe {svc}
-  {g} -d '{{\"org_id\":\"{DEMO_ORG_ID}\",\"access_list_ips\":[\"203.0.113.7\",\"10.0.0.0/8\"]}}' {svc}/CreateLinkToken
-  {g} -d '{{\"org_id\":\"{DEMO_ORG_ID}\"}}' {svc}/DeleteLinkToken
-  {g} -d '{{\"org_id\":\"{DEMO_ORG_ID}\",\"desc\":\"ci key\",\"roles\":[\"ORG_MEMBER\"]}}' {svc}/CreateApiKey
-  {g} -H 'x-atlas-profile: apikey' -d '{{\"org_id\":\"{DEMO_ORG_ID}\",\"desc\":\"digest key\",\"roles\":[\"ORG_READ_ONLY\"]}}' {svc}/CreateApiKey
-  {g} -d '{{\"org_id\":\"not-an-org\",\"access_list_ips\":[\"10.0.0.1\",\"bad\"]}}' {svc}/CreateLinkToken   # INVALID_ARGUMENT with BadRequest
-  {g} -H 'x-atlas-profile: restricted' -d '{{\"org_id\":\"{DEMO_ORG_ID}\",\"desc\":\"x\",\"roles\":[\"ORG_OWNER\"]}}' {svc}/CreateApiKey   # PERMISSION_DENIED POLICY_DENIED
-  {g} grpc.health.v1.Health/Check
-Metrics: curl -s http://127.0.0.1:9464/metrics | grep atlas_gateway ; emulator counters: curl -s {emulator}/__emulator/counters
+{tries}{metrics}Emulator counters: curl -s {emulator}/__emulator/counters
 Ctrl-C to stop."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits a shell line into words, honouring single quotes (all the banner uses).
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+        for c in line.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                }
+                c => cur.push(c),
+            }
+        }
+        out.extend((!cur.is_empty()).then_some(cur));
+        out
+    }
+
+    #[test]
+    fn every_banner_flag_comes_before_the_address() {
+        let listen: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let text = banner("http://127.0.0.1:1", listen, "127.0.0.1:9464");
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("grpcurl "))
+            .collect();
+        assert_eq!(lines.len(), examples().len());
+        for line in lines {
+            let words = words(line.split(" #").next().unwrap());
+            let at = words.iter().position(|w| w == "127.0.0.1:50051");
+            let at = at.unwrap_or_else(|| panic!("no address in {line}"));
+            assert!(
+                words[at..].iter().all(|w| !w.starts_with('-')),
+                "a flag after the address: {line}"
+            );
+        }
+        assert!(text.contains("curl -s http://127.0.0.1:9464/metrics"));
+        let off = banner("http://127.0.0.1:1", listen, "off");
+        assert!(!off.contains("/metrics"), "{off}");
+    }
 }

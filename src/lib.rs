@@ -7,8 +7,8 @@
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`server`] (health, reflection, TLS, shutdown), [`idempotency`]
-//! (AIP-155), [`store`] (fleet mode: state shared through Redis), [`secret`]
-//! (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
+//! (AIP-155), [`page_token`] (AIP-158), [`store`] (fleet mode: state shared through
+//! Redis), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
+pub mod page_token;
 pub mod secret;
 pub mod server;
 pub mod store;
@@ -28,9 +29,33 @@ pub mod pb {
     #![allow(missing_docs, clippy::all)]
     tonic::include_proto!("atlas.gateway.v1");
 
+    /// The RPCs of `AtlasGateway`, as a profile's `allowed_rpcs` names them.
+    pub const RPC_NAMES: [&str; 5] = [
+        "CreateLinkToken",
+        "DeleteLinkToken",
+        "CreateApiKey",
+        "DeleteApiKey",
+        "ListApiKeys",
+    ];
+
     /// Encoded descriptor set (with source info) for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("atlas_gateway_descriptor");
+
+    #[cfg(test)]
+    #[test]
+    fn rpc_names_are_the_service_methods() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let methods: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "AtlasGateway")
+            .flat_map(|s| s.method.iter().map(|m| m.name().to_string()))
+            .collect();
+        assert_eq!(methods, RPC_NAMES);
+    }
 
     impl std::fmt::Debug for ApiKey {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,6 +66,7 @@ pub mod pb {
                 .field("private_key", &"[REDACTED]")
                 .field("roles", &self.roles)
                 .field("links", &self.links)
+                .field("access_list_ips", &self.access_list_ips)
                 .finish()
         }
     }

@@ -10,6 +10,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// A duration for a log field: milliseconds with three decimals (whole microseconds), so
+/// lines read `latency_ms=0.037` rather than `latency_ms=0.036634999999999994`, in text
+/// and JSON alike.
+pub fn log_millis(d: std::time::Duration) -> f64 {
+    // u128 → f64 is exact below 2^53 µs (285 years); the division rounds correctly, so
+    // the shortest representation has at most three decimals.
+    d.as_micros() as f64 / 1000.0
+}
+
 /// Installs the global tracing subscriber (a second call is a no-op, for tests).
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -115,5 +124,24 @@ pub mod metrics {
 
     pub fn digest_challenge(profile: &str) {
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn log_millis_has_three_decimals_at_most() {
+        let ms = super::log_millis(Duration::from_nanos(36_634));
+        assert_eq!(ms.to_string(), "0.036");
+        assert_eq!(serde_json::json!(ms).to_string(), "0.036");
+        let cases = [(1_234_567_891, "1234.567"), (1_500_000, "1.5"), (999, "0")];
+        for (nanos, text) in cases {
+            assert_eq!(
+                super::log_millis(Duration::from_nanos(nanos)).to_string(),
+                text
+            );
+        }
     }
 }

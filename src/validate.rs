@@ -5,7 +5,13 @@
 //! expects. This module never talks to Atlas and never allocates beyond the violations.
 use std::net::IpAddr;
 
-use crate::pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, OrgRole};
+use crate::{
+    page_token,
+    pb::{
+        CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
+        ListApiKeysRequest, OrgRole,
+    },
+};
 
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,13 +65,40 @@ pub fn is_ip_or_cidr(s: &str) -> bool {
 }
 
 fn check_org_id(org_id: &str, out: &mut Vec<Violation>) {
-    if org_id.is_empty() {
-        out.push(Violation::new("org_id", "org_id is required"));
-    } else if !is_org_id(org_id) {
+    check_hex_id("org_id", org_id, out);
+}
+
+/// A 24-character lowercase hex id, such as `org_id` or `api_key_id`.
+fn check_hex_id(field: &str, value: &str, out: &mut Vec<Violation>) {
+    if value.is_empty() {
+        out.push(Violation::new(field, format!("{field} is required")));
+    } else if !is_org_id(value) {
         out.push(Violation::new(
-            "org_id",
-            "org_id must be a 24-character lowercase hexadecimal string (^[a-f0-9]{24}$)",
+            field,
+            format!(
+                "{field} must be a 24-character lowercase hexadecimal string (^[a-f0-9]{{24}}$)"
+            ),
         ));
+    }
+}
+
+/// Each entry an IP address or CIDR block, reported at its index; at most
+/// [`MAX_ACCESS_LIST_IPS`] entries.
+fn check_access_list(ips: &[String], out: &mut Vec<Violation>) {
+    if ips.len() > MAX_ACCESS_LIST_IPS {
+        out.push(Violation::new(
+            "access_list_ips",
+            format!("at most {MAX_ACCESS_LIST_IPS} entries are accepted"),
+        ));
+        return;
+    }
+    for (i, ip) in ips.iter().enumerate() {
+        if !is_ip_or_cidr(ip) {
+            out.push(Violation::new(
+                format!("access_list_ips[{i}]"),
+                "must be an IPv4 or IPv6 address or CIDR block, such as 203.0.113.7 or 10.0.0.0/8",
+            ));
+        }
     }
 }
 
@@ -90,21 +123,7 @@ fn finish(violations: Vec<Violation>) -> Result<(), Vec<Violation>> {
 pub fn create_link_token(req: &CreateLinkTokenRequest) -> Result<(), Vec<Violation>> {
     let mut v = Vec::new();
     check_org_id(&req.org_id, &mut v);
-    if req.access_list_ips.len() > MAX_ACCESS_LIST_IPS {
-        v.push(Violation::new(
-            "access_list_ips",
-            format!("at most {MAX_ACCESS_LIST_IPS} entries are accepted"),
-        ));
-    } else {
-        for (i, ip) in req.access_list_ips.iter().enumerate() {
-            if !is_ip_or_cidr(ip) {
-                v.push(Violation::new(
-                    format!("access_list_ips[{i}]"),
-                    "must be an IPv4 or IPv6 address or CIDR block, such as 203.0.113.7 or 10.0.0.0/8",
-                ));
-            }
-        }
-    }
+    check_access_list(&req.access_list_ips, &mut v);
     check_request_id(&req.request_id, &mut v);
     finish(v)
 }
@@ -148,7 +167,36 @@ pub fn create_api_key(req: &CreateApiKeyRequest) -> Result<(), Vec<Violation>> {
             )),
         }
     }
+    check_access_list(&req.access_list_ips, &mut v);
     check_request_id(&req.request_id, &mut v);
+    finish(v)
+}
+
+/// Checks a `DeleteApiKey` request.
+pub fn delete_api_key(req: &DeleteApiKeyRequest) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    check_org_id(&req.org_id, &mut v);
+    check_hex_id("api_key_id", &req.api_key_id, &mut v);
+    finish(v)
+}
+
+/// Checks a `ListApiKeys` request: the page size, and a page token bound to this org
+/// and size.
+pub fn list_api_keys(req: &ListApiKeysRequest) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    check_org_id(&req.org_id, &mut v);
+    match page_token::page_size(req.page_size) {
+        None => v.push(Violation::new(
+            "page_size",
+            "page_size must not be negative (0 means the default, 100)",
+        )),
+        Some(size) if !req.page_token.is_empty() => {
+            if let Err(why) = page_token::decode(&req.page_token, &req.org_id, size) {
+                v.push(Violation::new("page_token", why));
+            }
+        }
+        Some(_) => {}
+    }
     finish(v)
 }
 
@@ -237,6 +285,7 @@ mod tests {
             desc: "ci key".into(),
             roles: vec![OrgRole::OrgMember as i32],
             request_id: String::new(),
+            access_list_ips: vec!["10.0.0.0/8".into(), "203.0.113.7".into()],
         };
         assert!(create_api_key(&req).is_ok());
         req.desc = "é".repeat(250);
@@ -246,14 +295,45 @@ mod tests {
         );
         req.desc = "d".repeat(251);
         req.roles = vec![OrgRole::OrgOwner as i32, 0, 99];
+        req.access_list_ips.push("10.0.0.0/33".into());
         assert_eq!(
             fields(create_api_key(&req)),
-            ["desc", "roles[1]", "roles[2]"]
+            ["desc", "roles[1]", "roles[2]", "access_list_ips[2]"]
         );
+        req.access_list_ips.clear();
         req.desc.clear();
         req.roles.clear();
         req.org_id.clear();
         assert_eq!(fields(create_api_key(&req)), ["org_id", "desc", "roles"]);
+    }
+
+    #[test]
+    fn delete_api_key_needs_both_ids() {
+        let req = DeleteApiKeyRequest {
+            org_id: "x".into(),
+            api_key_id: String::new(),
+        };
+        assert_eq!(fields(delete_api_key(&req)), ["org_id", "api_key_id"]);
+        let req = DeleteApiKeyRequest {
+            org_id: ORG.into(),
+            api_key_id: "5F1A0C2B3D4E5F6A7B8C9D0E".into(),
+        };
+        assert_eq!(fields(delete_api_key(&req)), ["api_key_id"]);
+    }
+
+    #[test]
+    fn list_api_keys_checks_size_and_token() {
+        let mut req = ListApiKeysRequest {
+            org_id: ORG.into(),
+            page_size: 0,
+            page_token: page_token::encode(ORG, 100, 2),
+        };
+        assert!(list_api_keys(&req).is_ok(), "0 means 100");
+        req.page_size = 50;
+        assert_eq!(fields(list_api_keys(&req)), ["page_token"]);
+        req.page_size = -1;
+        req.org_id = "nope".into();
+        assert_eq!(fields(list_api_keys(&req)), ["org_id", "page_size"]);
     }
 
     #[test]

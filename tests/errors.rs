@@ -397,6 +397,7 @@ async fn slow_upstream_past_the_deadline_is_deadline_exceeded() {
 
 #[tokio::test]
 async fn a_cancelled_call_drops_its_upstream_request() {
+    const LINK_TOKENS_PATH: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
     let gw = Gateway::start().await;
     gw.emulator.inject(Fault::once(
         Route::CreateLinkToken,
@@ -404,13 +405,22 @@ async fn a_cancelled_call_drops_its_upstream_request() {
     ));
     let mut c = gw.client();
     let call = tokio::spawn(async move { c.create_link_token(link_req(DEMO_ORG_ID)).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Hang up once the request has reached Atlas (it waits there for 1 s).
+    let reached = || {
+        gw.emulator
+            .counters()
+            .requests_for("POST", LINK_TOKENS_PATH)
+            == 1
+    };
+    let bound = std::time::Instant::now() + Duration::from_secs(10);
+    while !reached() && std::time::Instant::now() < bound {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     // The gateway dropped its Atlas request: the emulator saw the client hang up
     // before the 1 s latency passed, and nothing was created.
-    let deadline = std::time::Instant::now() + Duration::from_millis(700);
-    while gw.emulator.counters().abandoned == 0 && std::time::Instant::now() < deadline {
+    while gw.emulator.counters().abandoned == 0 && std::time::Instant::now() < bound {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let c = gw.emulator.counters();

@@ -247,7 +247,7 @@ proptest! {
         roles in prop::collection::vec(prop_oneof![0i32..=8, any::<i32>()], 0..12),
         request_id in any_string(),
     ) {
-        let req = CreateApiKeyRequest { org_id: org_id.clone(), desc: desc.clone(), roles: roles.clone(), request_id: request_id.clone() };
+        let req = CreateApiKeyRequest { org_id: org_id.clone(), desc: desc.clone(), roles: roles.clone(), request_id: request_id.clone(), ..Default::default() };
         let got = fields(validate::create_api_key(&req));
         let mut want = Vec::new();
         if !org_id_ok(&org_id) { want.push("org_id".to_string()); }
@@ -269,7 +269,7 @@ proptest! {
         roles in prop::collection::vec(1i32..=7, 1..8),
         request_id in "[!-~]{0,36}",
     ) {
-        let req = CreateApiKeyRequest { org_id, desc: desc.into_iter().collect(), roles, request_id };
+        let req = CreateApiKeyRequest { org_id, desc: desc.into_iter().collect(), roles, request_id, ..Default::default() };
         prop_assert_eq!(validate::create_api_key(&req), Ok(()));
     }
 
@@ -314,6 +314,7 @@ fn huge_inputs_are_bounded() {
         desc: "é".repeat(2 << 20),
         roles: vec![2; 100_000],
         request_id: "r".repeat(1 << 20),
+        ..Default::default()
     };
     assert_eq!(
         fields(validate::create_api_key(&req)),

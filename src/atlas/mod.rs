@@ -22,6 +22,9 @@ pub enum Operation {
     CreateLinkToken,
     DeleteLinkToken,
     CreateApiKey,
+    CreateApiKeyAccessList,
+    DeleteApiKey,
+    ListApiKeys,
 }
 
 impl Operation {
@@ -31,12 +34,16 @@ impl Operation {
             Operation::CreateLinkToken => "createOrgLiveMigrationLinkToken",
             Operation::DeleteLinkToken => "deleteOrgLiveMigrationLinkTokens",
             Operation::CreateApiKey => "createOrgApiKey",
+            Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
+            Operation::DeleteApiKey => "deleteOrgApiKey",
+            Operation::ListApiKeys => "listOrgApiKeys",
         }
     }
 
     pub fn method(self) -> reqwest::Method {
         match self {
-            Operation::DeleteLinkToken => reqwest::Method::DELETE,
+            Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
+            Operation::ListApiKeys => reqwest::Method::GET,
             _ => reqwest::Method::POST,
         }
     }
@@ -52,13 +59,18 @@ impl Operation {
             Operation::CreateLinkToken => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Cloud-Migration-Service/operation/createOrgLiveMigrationLinkToken",
             Operation::DeleteLinkToken => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Cloud-Migration-Service/operation/deleteOrgLiveMigrationLinkTokens",
             Operation::CreateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKey",
+            Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
+            Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
+            Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
         }
     }
 
+    /// DELETE and GET may be repeated; a POST may create twice.
     pub fn idempotency(self) -> Idempotency {
-        match self {
-            Operation::DeleteLinkToken => Idempotency::Idempotent,
-            _ => Idempotency::NonIdempotent,
+        if self.creates() {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
         }
     }
 }

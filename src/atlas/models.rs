@@ -1,5 +1,6 @@
-//! Atlas Admin API v2 JSON shapes for the three operations, named as in the official
-//! spec (`TargetOrgRequest`, `ApiKeyUserDetails`, `ApiError`, ...).
+//! Atlas Admin API v2 JSON shapes of the gateway's operations, named as in the official
+//! spec (`TargetOrgRequest`, `ApiKeyUserDetails`, `UserAccessListRequest`,
+//! `PaginatedApiApiUserView`, `ApiError`, ...).
 //!
 //! Parsing is lenient where Atlas may add fields (unknown fields are ignored) and strict
 //! where the gateway depends on a value (`linkToken` is required).
@@ -43,6 +44,54 @@ pub struct ApiKeyUserDetails {
     pub roles: Vec<CloudAccessRoleAssignment>,
     #[serde(default)]
     pub links: Vec<Link>,
+}
+
+/// One entry of createOrgApiKeyAccessListEntry's body: an address or a CIDR block.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserAccessListRequest<'a> {
+    IpAddress(&'a str),
+    CidrBlock(&'a str),
+}
+
+impl<'a> UserAccessListRequest<'a> {
+    /// `10.0.0.0/8` is a CIDR block, `203.0.113.7` an address.
+    pub fn new(entry: &'a str) -> Self {
+        if entry.contains('/') {
+            UserAccessListRequest::CidrBlock(entry)
+        } else {
+            UserAccessListRequest::IpAddress(entry)
+        }
+    }
+}
+
+/// One entry of an API key's access list, as Atlas returns it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAccessListResponse {
+    pub ip_address: Option<String>,
+    pub cidr_block: Option<String>,
+}
+
+impl UserAccessListResponse {
+    /// The address when Atlas names one, else the CIDR block.
+    pub fn entry(self) -> Option<String> {
+        self.ip_address.or(self.cidr_block)
+    }
+}
+
+/// Response of createOrgApiKeyAccessListEntry: the key's whole access list.
+#[derive(Debug, Deserialize)]
+pub struct PaginatedApiUserAccessListResponseView {
+    pub results: Vec<UserAccessListResponse>,
+}
+
+/// Response of listOrgApiKeys: one page of keys, and the total when asked for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaginatedApiApiUserView {
+    pub results: Vec<ApiKeyUserDetails>,
+    pub total_count: Option<u32>,
 }
 
 /// One role and the org or project it applies to.
@@ -121,6 +170,19 @@ mod tests {
         ] {
             assert_eq!(parse_api_error(body), None);
         }
+    }
+
+    #[test]
+    fn access_list_entries_are_addresses_or_cidr_blocks() {
+        let body = serde_json::to_string(&[
+            UserAccessListRequest::new("203.0.113.7"),
+            UserAccessListRequest::new("10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"[{"ipAddress":"203.0.113.7"},{"cidrBlock":"10.0.0.0/8"}]"#
+        );
     }
 
     #[test]

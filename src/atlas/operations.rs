@@ -66,4 +66,60 @@ impl AtlasClient {
         let answer = self.execute(ctx, &req).await?;
         parse_success(&answer, "an ApiKeyUserDetails")
     }
+
+    /// POST .../apiKeys/{apiUserId}/accessList; returns the key's access list entries.
+    pub async fn add_api_key_access_list(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        api_key_id: &str,
+        entries: &[String],
+    ) -> Result<Vec<String>, AtlasError> {
+        let body: Vec<_> = entries
+            .iter()
+            .map(|e| models::UserAccessListRequest::new(e))
+            .collect();
+        let req = AtlasRequest {
+            op: Operation::CreateApiKeyAccessList,
+            path: org_path(org_id, &format!("/apiKeys/{api_key_id}/accessList")),
+            body: json_body(&body),
+        };
+        let answer = self.execute(ctx, &req).await?;
+        let list: models::PaginatedApiUserAccessListResponseView =
+            parse_success(&answer, "a PaginatedApiUserAccessListResponseView")?;
+        Ok(list.results.into_iter().filter_map(|e| e.entry()).collect())
+    }
+
+    /// DELETE .../apiKeys/{apiUserId}.
+    pub async fn delete_api_key(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        api_key_id: &str,
+    ) -> Result<(), AtlasError> {
+        let req = AtlasRequest {
+            op: Operation::DeleteApiKey,
+            path: org_path(org_id, &format!("/apiKeys/{api_key_id}")),
+            body: None,
+        };
+        self.execute(ctx, &req).await.map(drop)
+    }
+
+    /// GET .../apiKeys?itemsPerPage=&pageNum=&includeCount=true: one page of keys.
+    pub async fn list_api_keys(
+        &self,
+        ctx: &CallContext<'_>,
+        org_id: &str,
+        items_per_page: u32,
+        page_num: u32,
+    ) -> Result<models::PaginatedApiApiUserView, AtlasError> {
+        let query = format!("?itemsPerPage={items_per_page}&pageNum={page_num}&includeCount=true");
+        let req = AtlasRequest {
+            op: Operation::ListApiKeys,
+            path: org_path(org_id, &format!("/apiKeys{query}")),
+            body: None,
+        };
+        let answer = self.execute(ctx, &req).await?;
+        parse_success(&answer, "a PaginatedApiApiUserView")
+    }
 }

@@ -43,7 +43,7 @@ impl Backoff {
 /// What kind of call this is, for retry decisions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Idempotency {
-    /// DELETE: safe to repeat.
+    /// DELETE or GET: safe to repeat.
     Idempotent,
     /// POST: repeating may create twice.
     NonIdempotent,

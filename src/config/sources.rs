@@ -128,6 +128,7 @@ pub(super) struct FileProfile {
     pub(super) private_key_env: Option<String>,
     pub(super) allowed_org_ids: Option<BTreeSet<String>>,
     pub(super) allowed_roles: Option<BTreeSet<String>>,
+    pub(super) allowed_rpcs: Option<BTreeSet<String>>,
     pub(super) max_in_flight: Option<usize>,
 }
 

@@ -119,6 +119,7 @@ fn bad_configuration_is_one_clear_line_without_secrets() {
         (Some("default_profile = \"x\""), SA, "default_profile"),
         (Some("[profiles.p]\nclient_id = \"a\"\nclient_secret_env = \"S\"\nallowed_roles = [\"ORG_BOSS\"]"), &[("S", "s3cret")], "allowed_roles"),
         (Some("[profiles.p]\nclient_id = \"a\"\nclient_secret_env = \"S\"\nallowed_org_ids = [\"x\"]"), &[("S", "s3cret")], "allowed_org_ids"),
+        (Some("[profiles.p]\nclient_id = \"a\"\nclient_secret_env = \"S\"\nallowed_rpcs = [\"DropOrg\"]"), &[("S", "s3cret")], "allowed_rpcs"),
         (Some("caller_token_envs = [\"MISSING\"]"), SA, "MISSING"),
     ];
     for (toml, e, expect) in cases {

@@ -1,5 +1,6 @@
-//! Request-body parsing and validation for the two POST operations, following the spec's
-//! schemas (`TargetOrgRequest`, `CreateAtlasOrganizationApiKey`), plus the `orgId` rule.
+//! Request-body parsing and validation for the POST operations, following the spec's
+//! schemas (`TargetOrgRequest`, `CreateAtlasOrganizationApiKey`, an array of
+//! `UserAccessListRequest`), plus the `orgId` rule.
 //!
 //! Every violation is reported at once in `badRequestDetail.fields`; field names are the
 //! Atlas (camelCase) names. Malformed JSON is 400 `MALFORMED_REQUEST`; schema violations are
@@ -198,6 +199,65 @@ pub(crate) fn api_key_request(body: &[u8]) -> Result<(String, Vec<String>), ApiE
     Err(error)
 }
 
+/// One access list entry: an address (Atlas also shows it as a /32 or /128 block), or a
+/// CIDR block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AccessEntry {
+    pub ip_address: Option<String>,
+    pub cidr_block: String,
+}
+
+/// An array of `UserAccessListRequest`: each entry exactly one of `ipAddress` (an
+/// address) or `cidrBlock` (a block).
+pub(crate) fn access_list_request(body: &[u8]) -> Result<Vec<AccessEntry>, ApiError> {
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_REQUEST",
+                "The request body must be a JSON array of access list entries.",
+            ))
+        }
+    };
+    let mut error = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ATTRIBUTE",
+        "The request contains invalid access list entries.",
+    );
+    let mut entries = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = item.get("ipAddress").and_then(Value::as_str);
+        let cidr = item.get("cidrBlock").and_then(Value::as_str);
+        match (ip, cidr) {
+            (Some(ip), None) if !ip.contains('/') && is_ip_or_cidr(ip) => {
+                let bits = if ip.contains(':') { 128 } else { 32 };
+                entries.push(AccessEntry {
+                    ip_address: Some(ip.to_string()),
+                    cidr_block: format!("{ip}/{bits}"),
+                });
+            }
+            (None, Some(cidr)) if cidr.contains('/') && is_ip_or_cidr(cidr) => {
+                entries.push(AccessEntry {
+                    ip_address: None,
+                    cidr_block: cidr.to_string(),
+                });
+            }
+            _ => error = error.field(
+                &format!("[{i}]"),
+                "Set exactly one of ipAddress (an IPv4/IPv6 address) or cidrBlock (a CIDR block).",
+            ),
+        }
+    }
+    if entries.len() == items.len() && !items.is_empty() {
+        Ok(entries)
+    } else if items.is_empty() {
+        Err(error.field("[]", "At least one access list entry is required."))
+    } else {
+        Err(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +326,29 @@ mod tests {
         assert_eq!(
             both["badRequestDetail"]["fields"].as_array().unwrap().len(),
             2
+        );
+    }
+
+    #[test]
+    fn access_list_entries() {
+        let ok =
+            access_list_request(br#"[{"ipAddress":"203.0.113.7"},{"cidrBlock":"10.0.0.0/8"}]"#)
+                .unwrap();
+        assert_eq!(ok[0].cidr_block, "203.0.113.7/32");
+        assert_eq!(ok[1].ip_address, None);
+        let bad = access_list_request(
+            br#"[{"ipAddress":"10.0.0.0/8"},{"ipAddress":"1.2.3.4","cidrBlock":"1.2.3.4/32"},{}]"#,
+        )
+        .unwrap_err()
+        .body();
+        assert_eq!(
+            bad["badRequestDetail"]["fields"].as_array().unwrap().len(),
+            3
+        );
+        assert!(access_list_request(b"[]").is_err());
+        assert_eq!(
+            access_list_request(b"{}").unwrap_err().body()["errorCode"],
+            "MALFORMED_REQUEST"
         );
     }
 }

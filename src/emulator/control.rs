@@ -10,7 +10,7 @@
 //! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links,
 //!   keys; limits stay)
 //! - `GET /__emulator/limits` → [`Limits`]; `POST` one to replace them (absent = unlimited)
-//! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id"}], "active_tokens": n}`
+//! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id","access_list"}], "active_tokens": n}`
 //!
 //! Control requests are not counted and never pass through fault rules.
 
@@ -132,16 +132,26 @@ async fn reset(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Response {
+    reply(StatusCode::OK, snapshot(&shared))
+}
+
+/// The body of `GET /__emulator/state`.
+pub(crate) fn snapshot(shared: &Shared) -> Value {
     let inner = shared.lock();
     let mut links: Vec<&String> = inner.links.iter().collect();
     links.sort();
     let api_keys: Vec<Value> = inner
         .api_keys
         .iter()
-        .map(|k| json!({"org_id": k.org_id, "id": k.id}))
+        .map(|k| {
+            let access_list: Vec<&str> = k
+                .access_list
+                .iter()
+                .map(|e| e.cidr_block.as_str())
+                .collect();
+            json!({"org_id": k.org_id, "id": k.id, "access_list": access_list})
+        })
         .collect();
     let active_tokens = inner.active_tokens();
-    let body = json!({ "links": links, "api_keys": api_keys, "active_tokens": active_tokens });
-    drop(inner);
-    reply(StatusCode::OK, body)
+    json!({ "links": links, "api_keys": api_keys, "active_tokens": active_tokens })
 }

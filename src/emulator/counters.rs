@@ -50,6 +50,10 @@ pub struct Counters {
     pub revoke_requests: u64,
     /// Live tokens those requests revoked.
     pub tokens_revoked: u64,
+    /// Successful API key deletions.
+    pub api_keys_deleted: u64,
+    /// Access list entries added to API keys.
+    pub access_list_entries_created: u64,
     /// Requests whose client went away before the emulator answered (the handler was
     /// dropped): shows that a cancelled gateway call drops its upstream request too.
     pub abandoned: u64,

@@ -30,6 +30,16 @@ pub enum Route {
     DeleteLinkToken,
     /// `POST /api/atlas/v2/orgs/{orgId}/apiKeys`.
     CreateApiKey,
+    /// `GET /api/atlas/v2/orgs/{orgId}/apiKeys`.
+    ListApiKeys,
+    /// `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`.
+    GetApiKey,
+    /// `DELETE /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`.
+    DeleteApiKey,
+    /// `POST /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`.
+    CreateApiKeyAccessList,
+    /// `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`.
+    ListApiKeyAccessList,
     /// Every request except the control API.
     Any,
 }
@@ -143,7 +153,7 @@ impl FaultAction {
     }
 }
 
-/// Finds the first rule for `route` (`None`: a path that is none of the four endpoints),
+/// Finds the first rule for `route` (`None`: a path that is none of the endpoints),
 /// decrements its budget and returns its action.
 pub(crate) fn take_matching(faults: &mut Vec<Fault>, route: Option<Route>) -> Option<FaultAction> {
     faults.retain(|f| f.times != Some(0));
@@ -262,7 +272,10 @@ fn sample_body(route: Option<Route>) -> String {
         Some(Route::Token) => {
             r#"{"access_token":"emulated-truncated-token-0000000000","expires_in":3600,"token_type":"Bearer"}"#.to_string()
         }
-        Some(Route::CreateApiKey) => r#"{"desc":"emulated","id":"000000000000000000000000","links":[],"privateKey":"00000000-0000-0000-0000-000000000000","publicKey":"abcdefgh","roles":[{"orgId":"000000000000000000000000","roleName":"ORG_MEMBER"}]}"#.to_string(),
+        Some(Route::CreateApiKey | Route::GetApiKey) => r#"{"desc":"emulated","id":"000000000000000000000000","links":[],"privateKey":"00000000-0000-0000-0000-000000000000","publicKey":"abcdefgh","roles":[{"orgId":"000000000000000000000000","roleName":"ORG_MEMBER"}]}"#.to_string(),
+        Some(Route::ListApiKeys | Route::CreateApiKeyAccessList | Route::ListApiKeyAccessList) => {
+            r#"{"links":[],"results":[{"cidrBlock":"10.0.0.0/8"},{"cidrBlock":"192.168.0.0/16"}],"totalCount":2}"#.to_string()
+        }
         _ => r#"{"linkToken":"ZW11bGF0ZWQtdHJ1bmNhdGVkLWxpbmstdG9rZW4tMDAwMDAwMDAwMDAwMDAwMA=="}"#
             .to_string(),
     }

@@ -5,7 +5,9 @@
 //! - `POST /api/oauth/token` (OAuth 2.0 client credentials, HTTP Basic client auth) and
 //!   `POST /api/oauth/revoke` (RFC 7009), with Atlas's service-account limits (`limits.rs`),
 //! - `POST` / `DELETE /api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens`,
-//! - `POST /api/atlas/v2/orgs/{orgId}/apiKeys`,
+//! - `POST` / `GET /api/atlas/v2/orgs/{orgId}/apiKeys` (create; list, paginated),
+//! - `GET` / `DELETE /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`,
+//! - `POST` / `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`,
 //!
 //! authenticated by Bearer token or HTTP Digest (RFC 7616), with the versioned media type,
 //! `ApiError` bodies and the headers the real service sends. A small control API under
@@ -27,6 +29,7 @@
 //! This module must never be needed by the gateway's own code path: the gateway talks to it
 //! only over HTTP, exactly as it talks to Atlas.
 
+mod api_keys;
 mod auth;
 mod bodies;
 mod cli;
@@ -173,6 +176,12 @@ impl Emulator {
     /// The most recent Atlas API requests received, oldest first (at most 100).
     pub fn recorded(&self) -> Vec<RecordedRequest> {
         self.shared.lock().recorded.iter().cloned().collect()
+    }
+
+    /// What `GET /__emulator/state` shows: links, API keys (with their access lists),
+    /// active tokens.
+    pub fn state(&self) -> serde_json::Value {
+        control::snapshot(&self.shared)
     }
 
     /// Adds a fault rule (checked after the ones already there).

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 /// Value of the `Ratelimit-Limit` header, per one-minute window.
 pub(crate) const RATE_LIMIT: u32 = 500;
 
-/// The only versioned media type of the three operations.
+/// The only versioned media type of the emulated operations.
 pub(crate) const VERSIONED: &str = "application/vnd.atlas.2023-01-01+json";
 /// `Content-Type` of successful Atlas responses.
 pub(crate) const VERSIONED_UTF8: &str = "application/vnd.atlas.2023-01-01+json;charset=utf-8";

@@ -1,5 +1,6 @@
 //! The Atlas surface of the emulator: request routing, counting, fault application, the
-//! common checks (auth, media type, org) and the three operations plus the token endpoint.
+//! common checks (auth, media type, org), the link-token operations and the token
+//! endpoint; the API key operations are in `api_keys`.
 //!
 //! Every non-control request goes through [`dispatch`]: count → fault → endpoint. Request
 //! bodies are capped at 1 MiB (413 `ApiError` above that).
@@ -14,8 +15,9 @@ use http::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use super::api_keys;
 use super::auth::{self, media_type};
-use super::bodies::{api_key_request, is_org_id, link_token_request};
+use super::bodies::{is_org_id, link_token_request};
 use super::control;
 use super::counters::{RecordedRequest, RECORDED_MAX};
 use super::faults::{self, Outcome, Route};
@@ -23,7 +25,7 @@ use super::response::{
     random_b64, random_hex, raw_response, stamp, versioned_json, ApiError, VERSIONED,
     VERSIONED_UTF8,
 };
-use super::state::{Shared, StoredApiKey};
+use super::state::Shared;
 
 /// Largest request body read.
 pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -34,6 +36,8 @@ const TOKEN_PATH: &str = "/api/oauth/token";
 const REVOKE_PATH: &str = "/api/oauth/revoke";
 const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
 const API_KEYS: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys";
+const API_KEY: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}";
+const ACCESS_LIST: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList";
 
 /// The emulator's whole router: control API plus the Atlas surface.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -48,6 +52,11 @@ enum Op {
     CreateLinkToken,
     DeleteLinkToken,
     CreateApiKey,
+    ListApiKeys,
+    GetApiKey,
+    DeleteApiKey,
+    CreateAccessList,
+    ListAccessList,
     /// A known path with a method it does not support.
     WrongMethod(&'static str),
     Unknown,
@@ -55,71 +64,121 @@ enum Op {
 
 impl Op {
     fn route(self) -> Option<Route> {
-        match self {
-            Op::Token => Some(Route::Token),
-            Op::CreateLinkToken => Some(Route::CreateLinkToken),
-            Op::DeleteLinkToken => Some(Route::DeleteLinkToken),
-            Op::CreateApiKey => Some(Route::CreateApiKey),
-            Op::Revoke | Op::WrongMethod(_) | Op::Unknown => None,
-        }
+        Some(match self {
+            Op::Token => Route::Token,
+            Op::CreateLinkToken => Route::CreateLinkToken,
+            Op::DeleteLinkToken => Route::DeleteLinkToken,
+            Op::CreateApiKey => Route::CreateApiKey,
+            Op::ListApiKeys => Route::ListApiKeys,
+            Op::GetApiKey => Route::GetApiKey,
+            Op::DeleteApiKey => Route::DeleteApiKey,
+            Op::CreateAccessList => Route::CreateApiKeyAccessList,
+            Op::ListAccessList => Route::ListApiKeyAccessList,
+            Op::Revoke | Op::WrongMethod(_) | Op::Unknown => return None,
+        })
     }
 }
 
-/// `(op, template, orgId segment)` of a request.
-fn resolve(method: &Method, path: &str) -> (Op, &'static str, Option<String>) {
+/// What a request addresses: the endpoint, its path template and path parameters.
+struct Target {
+    op: Op,
+    template: &'static str,
+    org: Option<String>,
+    key: Option<String>,
+}
+
+/// The operation for `method` among a path's `(method, op)` pairs.
+fn pick(method: &Method, ops: &[(Method, Op)], allow: &'static str) -> Op {
+    ops.iter()
+        .find(|(m, _)| m == method)
+        .map_or(Op::WrongMethod(allow), |(_, op)| *op)
+}
+
+fn resolve(method: &Method, path: &str) -> Target {
+    let target = |op, template, org: Option<&&str>, key: Option<&&str>| Target {
+        op,
+        template,
+        org: org.map(|s| s.to_string()),
+        key: key.map(|s| s.to_string()),
+    };
     if path == TOKEN_PATH {
-        let op = if method == Method::POST {
-            Op::Token
-        } else {
-            Op::WrongMethod("POST")
-        };
-        return (op, TOKEN_PATH, None);
+        return target(
+            pick(method, &[(Method::POST, Op::Token)], "POST"),
+            TOKEN_PATH,
+            None,
+            None,
+        );
     }
     if path == REVOKE_PATH {
-        let op = if method == Method::POST {
-            Op::Revoke
-        } else {
-            Op::WrongMethod("POST")
-        };
-        return (op, REVOKE_PATH, None);
+        return target(
+            pick(method, &[(Method::POST, Op::Revoke)], "POST"),
+            REVOKE_PATH,
+            None,
+            None,
+        );
     }
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
         ["", "api", "atlas", "v2", "orgs", org, "liveMigrations", "linkTokens"] => {
-            let op = if method == Method::POST {
-                Op::CreateLinkToken
-            } else if method == Method::DELETE {
-                Op::DeleteLinkToken
-            } else {
-                Op::WrongMethod("POST, DELETE")
-            };
-            (op, LINK_TOKENS, Some(org.to_string()))
+            let ops = [
+                (Method::POST, Op::CreateLinkToken),
+                (Method::DELETE, Op::DeleteLinkToken),
+            ];
+            target(
+                pick(method, &ops, "POST, DELETE"),
+                LINK_TOKENS,
+                Some(org),
+                None,
+            )
         }
         ["", "api", "atlas", "v2", "orgs", org, "apiKeys"] => {
-            let op = if method == Method::POST {
-                Op::CreateApiKey
-            } else {
-                Op::WrongMethod("POST")
-            };
-            (op, API_KEYS, Some(org.to_string()))
+            let ops = [
+                (Method::POST, Op::CreateApiKey),
+                (Method::GET, Op::ListApiKeys),
+            ];
+            target(pick(method, &ops, "GET, POST"), API_KEYS, Some(org), None)
         }
-        _ => (Op::Unknown, "*", None),
+        ["", "api", "atlas", "v2", "orgs", org, "apiKeys", key] => {
+            let ops = [
+                (Method::GET, Op::GetApiKey),
+                (Method::DELETE, Op::DeleteApiKey),
+            ];
+            target(
+                pick(method, &ops, "GET, DELETE"),
+                API_KEY,
+                Some(org),
+                Some(key),
+            )
+        }
+        ["", "api", "atlas", "v2", "orgs", org, "apiKeys", key, "accessList"] => {
+            let ops = [
+                (Method::POST, Op::CreateAccessList),
+                (Method::GET, Op::ListAccessList),
+            ];
+            target(
+                pick(method, &ops, "GET, POST"),
+                ACCESS_LIST,
+                Some(org),
+                Some(key),
+            )
+        }
+        _ => target(Op::Unknown, "*", None, None),
     }
 }
 
 /// Entry point of every request that is not for the control API.
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let (op, template, org) = resolve(req.method(), req.uri().path());
+    let target = resolve(req.method(), req.uri().path());
     {
         let mut inner = shared.lock();
-        let key = format!("{} {template}", req.method());
+        let key = format!("{} {}", req.method(), target.template);
         *inner.counters.requests.entry(key).or_default() += 1;
-        if op == Op::Token {
+        if target.op == Op::Token {
             inner.counters.token_requests += 1;
         }
     }
     let mut guard = AbandonGuard(Some(&*shared));
-    let mut resp = handle(&shared, op, org, req).await;
+    let mut resp = handle(&shared, target, req).await;
     guard.0 = None; // answered: not abandoned
     let remaining = shared.lock().rate_remaining();
     stamp(&mut resp, remaining);
@@ -137,7 +196,8 @@ impl Drop for AbandonGuard<'_> {
     }
 }
 
-async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> Response {
+async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
+    let op = target.op;
     let fault = faults::take_matching(&mut shared.lock().faults, op.route());
     let mut short_token_secs = None;
     if let Some(action) = fault {
@@ -200,14 +260,21 @@ async fn handle(shared: &Shared, op: Op, org: Option<String>, req: Request) -> R
     if let Err(error) = check_media_types(&parts.method, &parts.headers) {
         return error.into_response();
     }
-    let org = org.unwrap_or_default();
+    let org = target.org.unwrap_or_default();
     if let Err(error) = check_org(shared, &org) {
         return error.into_response();
     }
+    let key = target.key.unwrap_or_default();
+    let query = parts.uri.query();
     match op {
         Op::CreateLinkToken => create_link_token(shared, &org, &body),
         Op::DeleteLinkToken => delete_link_token(shared, &org),
-        _ => create_api_key(shared, &org, &body),
+        Op::CreateApiKey => api_keys::create(shared, &org, &body),
+        Op::ListApiKeys => api_keys::list(shared, &org, query),
+        Op::GetApiKey => api_keys::get(shared, &org, &key),
+        Op::DeleteApiKey => api_keys::delete(shared, &org, &key),
+        Op::CreateAccessList => api_keys::add_access_list(shared, &org, &key, &body),
+        _ => api_keys::list_access_list(shared, &org, &key, query),
     }
 }
 
@@ -383,60 +450,39 @@ fn delete_link_token(shared: &Shared, org: &str) -> Response {
     .into_response()
 }
 
-fn create_api_key(shared: &Shared, org: &str, body: &[u8]) -> Response {
-    let (desc, roles) = match api_key_request(body) {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
-    let id = random_hex(12);
-    let public_key: String = (0..8).map(|_| fastrand::lowercase()).collect();
-    let private_key = uuid::Uuid::new_v4().to_string();
-    let roles: Vec<serde_json::Value> = roles
-        .iter()
-        .map(|role| json!({"orgId": org, "roleName": role}))
-        .collect();
-    let href = format!("{}/api/atlas/v2/orgs/{org}/apiKeys/{id}", shared.base_url);
-    {
-        let mut inner = shared.lock();
-        inner.api_keys.push(StoredApiKey {
-            org_id: org.to_string(),
-            id: id.clone(),
-        });
-        inner.counters.api_keys_created += 1;
-    }
-    versioned_json(
-        StatusCode::OK,
-        &json!({
-            "desc": desc,
-            "id": id,
-            "links": [{"href": href, "rel": "self"}],
-            "privateKey": private_key,
-            "publicKey": public_key,
-            "roles": roles,
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn paths_resolve_to_templates() {
-        let (op, t, org) = resolve(
+        let t = resolve(
             &Method::POST,
             "/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys",
         );
         assert_eq!(
-            (op, t, org.as_deref()),
+            (t.op, t.template, t.org.as_deref()),
             (Op::CreateApiKey, API_KEYS, Some("5f1a0c2b3d4e5f6a7b8c9d0e"))
         );
-        let (op, t, _) = resolve(
+        let t = resolve(
             &Method::DELETE,
             "/api/atlas/v2/orgs/x/liveMigrations/linkTokens",
         );
-        assert_eq!((op, t), (Op::DeleteLinkToken, LINK_TOKENS));
-        assert_eq!(resolve(&Method::GET, TOKEN_PATH).0, Op::WrongMethod("POST"));
-        assert_eq!(resolve(&Method::GET, "/api/atlas/v2/orgs").0, Op::Unknown);
+        assert_eq!((t.op, t.template), (Op::DeleteLinkToken, LINK_TOKENS));
+        let t = resolve(&Method::POST, "/api/atlas/v2/orgs/o/apiKeys/k/accessList");
+        assert_eq!(
+            (t.op, t.template, t.key.as_deref()),
+            (Op::CreateAccessList, ACCESS_LIST, Some("k"))
+        );
+        let t = resolve(&Method::PATCH, "/api/atlas/v2/orgs/o/apiKeys/k");
+        assert_eq!(
+            (t.op, t.template),
+            (Op::WrongMethod("GET, DELETE"), API_KEY)
+        );
+        assert_eq!(
+            resolve(&Method::GET, TOKEN_PATH).op,
+            Op::WrongMethod("POST")
+        );
+        assert_eq!(resolve(&Method::GET, "/api/atlas/v2/orgs").op, Op::Unknown);
     }
 }

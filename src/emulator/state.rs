@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::bodies::AccessEntry;
 use super::counters::{Counters, RecordedRequest};
 use super::faults::Fault;
 use super::response::RATE_LIMIT;
@@ -88,6 +89,12 @@ impl NonceState {
 pub(crate) struct StoredApiKey {
     pub org_id: String,
     pub id: String,
+    pub desc: String,
+    pub public_key: String,
+    /// The end of the private key: after creation Atlas shows only this, masked.
+    pub private_key_tail: String,
+    pub roles: Vec<String>,
+    pub access_list: Vec<AccessEntry>,
 }
 
 /// Mutable state; see [`Shared::lock`].

@@ -97,7 +97,7 @@ impl Call {
                 (tonic::Code::Ok, Ok(r))
             }
             Err(f) => {
-                if let Failure::Atlas(e) = &f {
+                if let Some(e) = f.atlas_error() {
                     if let Some(c) = e.error_code() {
                         self.span.record("error_code", c);
                     }
@@ -125,7 +125,7 @@ impl Call {
         let code_name = format!("{code:?}");
         self.span.record("code", code_name.as_str());
         let message = answer.as_ref().err().map(|s| s.message());
-        tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0, message, "call finished");
+        tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
         answer
     }

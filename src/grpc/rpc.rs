@@ -3,7 +3,7 @@
 //! its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
 //! through the same path (metadata, validation, profile and policy, idempotency, Atlas,
 //! answer), so an RPC never repeats that path. The RPCs themselves are in [`super::rpcs`].
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use super::status::Failure;
 use crate::{
@@ -43,7 +43,7 @@ pub trait Rpc: Send + Sync + 'static {
 
     /// The Atlas call(s) and the mapping of the answer.
     fn call(
-        atlas: &AtlasClient,
+        atlas: &Arc<AtlasClient>,
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> impl Future<Output = Result<Self::Response, Failure>> + Send;

@@ -1,20 +1,32 @@
 //! The RPCs, one [`Rpc`] each: request, validation, policy and Atlas call. The shared
 //! path (metadata, profile, idempotency, logs, metrics, errors) is `GatewayService`'s.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use super::{rpc::Rpc, status::Failure};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
+        error::AtlasError,
         models::ApiKeyUserDetails,
         Operation,
     },
     config::Profile,
+    page_token,
     pb::{
         ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest,
-        CreateLinkTokenResponse, DeleteLinkTokenRequest, DeleteLinkTokenResponse, Link, OrgRole,
+        CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse, DeleteLinkTokenRequest,
+        DeleteLinkTokenResponse, Link, ListApiKeysRequest, ListApiKeysResponse, OrgRole,
         RoleAssignment,
     },
     validate::{self, Violation},
 };
+
+/// Time the rollback of a half-made key gets, even past the caller's deadline: a key
+/// left without its access list is worse than a late answer.
+const ROLLBACK_BUDGET: Duration = Duration::from_secs(10);
 
 /// `CreateLinkToken`: POST .../liveMigrations/linkTokens.
 pub struct CreateLinkToken;
@@ -38,7 +50,7 @@ impl Rpc for CreateLinkToken {
     }
 
     async fn call(
-        atlas: &AtlasClient,
+        atlas: &Arc<AtlasClient>,
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
@@ -69,7 +81,7 @@ impl Rpc for DeleteLinkToken {
     }
 
     async fn call(
-        atlas: &AtlasClient,
+        atlas: &Arc<AtlasClient>,
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
@@ -78,7 +90,8 @@ impl Rpc for DeleteLinkToken {
     }
 }
 
-/// `CreateApiKey`: POST .../apiKeys.
+/// `CreateApiKey`: POST .../apiKeys, then (with `access_list_ips`) POST
+/// .../apiKeys/{apiUserId}/accessList, as one unit.
 pub struct CreateApiKey;
 
 impl Rpc for CreateApiKey {
@@ -116,15 +129,157 @@ impl Rpc for CreateApiKey {
     }
 
     async fn call(
-        atlas: &AtlasClient,
+        atlas: &Arc<AtlasClient>,
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
         let key = atlas
             .create_api_key(ctx, &req.org_id, &req.desc, role_names(req).collect())
             .await?;
-        Ok(CreateApiKeyResponse {
-            api_key: Some(api_key(key)),
+        let mut key = api_key(key);
+        if !req.access_list_ips.is_empty() {
+            key.access_list_ips =
+                fence(atlas, ctx, &req.org_id, &key.id, &req.access_list_ips).await?;
+        }
+        Ok(CreateApiKeyResponse { api_key: Some(key) })
+    }
+}
+
+/// Adds the access list to a key just created; if that fails, deletes the key again.
+/// Runs as its own task: once the key exists, a caller that hangs up must not leave it
+/// half-made.
+async fn fence(
+    atlas: &Arc<AtlasClient>,
+    ctx: &CallContext<'_>,
+    org_id: &str,
+    key_id: &str,
+    ips: &[String],
+) -> Result<Vec<String>, Failure> {
+    let atlas = Arc::clone(atlas);
+    let (profile, request_id, deadline) = (
+        ctx.profile.to_owned(),
+        ctx.request_id.to_owned(),
+        ctx.deadline,
+    );
+    let (org_id, key_id, ips) = (org_id.to_owned(), key_id.to_owned(), ips.to_vec());
+    let unit = tokio::spawn(async move {
+        let ctx = CallContext {
+            profile: &profile,
+            org_id: &org_id,
+            request_id: &request_id,
+            deadline,
+        };
+        let error = match atlas
+            .add_api_key_access_list(&ctx, &org_id, &key_id, &ips)
+            .await
+        {
+            Ok(applied) => return Ok(applied),
+            Err(e) => e,
+        };
+        let rollback = CallContext {
+            deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
+            ..ctx
+        };
+        let rolled_back = roll_back(&atlas, &rollback, &org_id, &key_id).await;
+        Err(Failure::AccessListFailed {
+            api_key_id: key_id,
+            error,
+            rolled_back,
+        })
+    });
+    unit.await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Deletes a key whose access list could not be added; true when it is gone. Never
+/// logs the private key (it is not even here), always the key id.
+async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, org_id: &str, key_id: &str) -> bool {
+    match atlas.delete_api_key(ctx, org_id, key_id).await {
+        Ok(()) => {
+            tracing::warn!(
+                api_key_id = key_id,
+                "adding the access list failed; the new API key was deleted again"
+            );
+            true
+        }
+        Err(AtlasError::Api(f)) if f.status == 404 => true,
+        Err(e) => {
+            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it");
+            false
+        }
+    }
+}
+
+/// `DeleteApiKey`: DELETE .../apiKeys/{apiUserId}.
+pub struct DeleteApiKey;
+
+impl Rpc for DeleteApiKey {
+    type Request = DeleteApiKeyRequest;
+    type Response = DeleteApiKeyResponse;
+    const METHOD: &'static str = "DeleteApiKey";
+    const OPERATION: Operation = Operation::DeleteApiKey;
+
+    fn org_id(req: &Self::Request) -> &str {
+        &req.org_id
+    }
+
+    fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
+        validate::delete_api_key(req)
+    }
+
+    async fn call(
+        atlas: &Arc<AtlasClient>,
+        ctx: &CallContext<'_>,
+        req: &Self::Request,
+    ) -> Result<Self::Response, Failure> {
+        atlas
+            .delete_api_key(ctx, &req.org_id, &req.api_key_id)
+            .await?;
+        Ok(DeleteApiKeyResponse {})
+    }
+}
+
+/// `ListApiKeys`: GET .../apiKeys, AIP-158 pages over Atlas's page numbers.
+pub struct ListApiKeys;
+
+impl Rpc for ListApiKeys {
+    type Request = ListApiKeysRequest;
+    type Response = ListApiKeysResponse;
+    const METHOD: &'static str = "ListApiKeys";
+    const OPERATION: Operation = Operation::ListApiKeys;
+
+    fn org_id(req: &Self::Request) -> &str {
+        &req.org_id
+    }
+
+    fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
+        validate::list_api_keys(req)
+    }
+
+    async fn call(
+        atlas: &Arc<AtlasClient>,
+        ctx: &CallContext<'_>,
+        req: &Self::Request,
+    ) -> Result<Self::Response, Failure> {
+        // Validation has checked both: a non-negative size, a token for this org and size.
+        let size = page_token::page_size(req.page_size).unwrap_or(page_token::DEFAULT_PAGE_SIZE);
+        let page = page_token::decode(&req.page_token, &req.org_id, size).unwrap_or(1);
+        let listed = atlas.list_api_keys(ctx, &req.org_id, size, page).await?;
+        let seen = u64::from(page) * u64::from(size);
+        let more = match listed.total_count {
+            Some(total) => seen < u64::from(total),
+            None => listed.results.len() as u64 == u64::from(size),
+        };
+        Ok(ListApiKeysResponse {
+            next_page_token: if more {
+                page_token::encode(&req.org_id, size, page + 1)
+            } else {
+                String::new()
+            },
+            total_size: listed
+                .total_count
+                .map_or(0, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+            api_keys: listed.results.into_iter().map(api_key).collect(),
         })
     }
 }
@@ -163,5 +318,6 @@ fn api_key(k: ApiKeyUserDetails) -> ApiKey {
                 rel: l.rel.unwrap_or_default(),
             })
             .collect(),
+        access_list_ips: Vec::new(),
     }
 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::{
     call::{Call, CallerIdentity},
     rpc::Rpc,
-    rpcs::{CreateApiKey, CreateLinkToken, DeleteLinkToken},
+    rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
     status::Failure,
 };
 use crate::{
@@ -23,8 +23,8 @@ use crate::{
     idempotency::{request_digest, Digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
-        CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteLinkTokenRequest,
-        DeleteLinkTokenResponse,
+        CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
+        DeleteLinkTokenRequest, DeleteLinkTokenResponse, ListApiKeysRequest, ListApiKeysResponse,
     },
     store::{idem, ProfileStore},
 };
@@ -34,7 +34,8 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
-    /// AIP-155 results of every RPC, encoded, keyed by profile, method and request_id.
+    /// AIP-155 results of every RPC (each response encoded), keyed by profile, caller,
+    /// method and request_id.
     replays: IdempotencyCache,
     /// How long a `request_id` is remembered (also in the shared store).
     window: std::time::Duration,
@@ -156,12 +157,20 @@ impl GatewayService {
         }
     }
 
-    /// The call's profile, with its org policy applied.
+    /// The call's profile, with its RPC and org policy applied.
     fn profile(&self, call: &Call) -> Result<&Profile, Failure> {
         let profile = self
             .atlas
             .profile(&call.profile)
             .ok_or_else(|| Failure::UnknownProfile(call.profile.clone()))?;
+        if let Some(allowed) = &profile.allowed_rpcs {
+            if !allowed.contains(call.method) {
+                return Err(Failure::PolicyDenied {
+                    field: "rpc".into(),
+                    detail: format!("profile {:?} may not call {}", profile.name, call.method),
+                });
+            }
+        }
         if let Some(allowed) = &profile.allowed_org_ids {
             if !allowed.contains(&call.org_id) {
                 return Err(Failure::PolicyDenied {
@@ -189,8 +198,8 @@ impl GatewayService {
 async fn timed<T>(call: &Call, fut: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = fut.await;
-    call.span
-        .record("upstream_ms", started.elapsed().as_secs_f64() * 1000.0);
+    let upstream_ms = crate::telemetry::log_millis(started.elapsed());
+    call.span.record("upstream_ms", upstream_ms);
     out
 }
 
@@ -215,5 +224,19 @@ impl AtlasGateway for GatewayService {
         request: Request<CreateApiKeyRequest>,
     ) -> Result<Response<CreateApiKeyResponse>, Status> {
         self.handle::<CreateApiKey>(request).await
+    }
+
+    async fn delete_api_key(
+        &self,
+        request: Request<DeleteApiKeyRequest>,
+    ) -> Result<Response<DeleteApiKeyResponse>, Status> {
+        self.handle::<DeleteApiKey>(request).await
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        self.handle::<ListApiKeys>(request).await
     }
 }

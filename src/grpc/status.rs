@@ -44,6 +44,13 @@ pub enum Failure {
     RequestOutcomeUnknown,
     /// Atlas (or the way to it) failed.
     Atlas(AtlasError),
+    /// `CreateApiKey` created key `api_key_id`, but adding its access list failed with
+    /// `error`; `rolled_back` says whether the key was deleted again.
+    AccessListFailed {
+        api_key_id: String,
+        error: AtlasError,
+        rolled_back: bool,
+    },
 }
 
 impl From<AtlasError> for Failure {
@@ -55,6 +62,16 @@ impl From<AtlasError> for Failure {
 impl From<RequestIdReused> for Failure {
     fn from(_: RequestIdReused) -> Self {
         Failure::RequestIdReused
+    }
+}
+
+impl Failure {
+    /// The upstream error behind this failure, if any (for logs and metrics).
+    pub fn atlas_error(&self) -> Option<&AtlasError> {
+        match self {
+            Failure::Atlas(e) | Failure::AccessListFailed { error: e, .. } => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -153,14 +170,55 @@ impl Failure {
                 let (code, message, reason) = upstream(e, ctx, &mut d, &mut meta);
                 (code, message, reason, ctx.atlas_domain)
             }
+            Failure::AccessListFailed {
+                api_key_id,
+                error,
+                rolled_back,
+            } => access_list_failed(api_key_id, error, rolled_back, ctx, &mut d, &mut meta),
         };
-        meta.insert("operation".into(), ctx.operation.id().into());
+        meta.entry("operation".into())
+            .or_insert_with(|| ctx.operation.id().into());
         d.set_error_info(reason, domain, meta);
         if d.request_info().is_none() {
             d.set_request_info(ctx.request_id, "");
         }
         Status::with_error_details(code, message, d)
     }
+}
+
+/// The access-list step of `CreateApiKey` failed. Rolled back: the access-list error as
+/// it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY`, the key id to clean up.
+fn access_list_failed<'a>(
+    api_key_id: String,
+    error: AtlasError,
+    rolled_back: bool,
+    ctx: &ErrorContext<'a>,
+    d: &mut ErrorDetails,
+    meta: &mut HashMap<String, String>,
+) -> (Code, String, String, &'a str) {
+    let step = ErrorContext {
+        operation: Operation::CreateApiKeyAccessList,
+        ..*ctx
+    };
+    let (code, message, reason) = upstream(error, &step, d, meta);
+    meta.insert("operation".into(), step.operation.id().into());
+    meta.insert("rolled_back".into(), rolled_back.to_string());
+    if rolled_back {
+        meta.insert("api_key_id".into(), api_key_id);
+        let msg = format!(
+            "adding the new API key's access list failed, so the key was deleted again: {message}"
+        );
+        return (code, msg, reason, ctx.atlas_domain);
+    }
+    meta.insert("access_list_error".into(), reason);
+    let msg = format!("API key {api_key_id} was created, but adding its access list failed ({message}) and deleting the key failed too: it exists without its access list; delete it with DeleteApiKey");
+    meta.insert("api_key_id".into(), api_key_id);
+    (
+        Code::Internal,
+        msg,
+        "ORPHANED_API_KEY".into(),
+        GATEWAY_DOMAIN,
+    )
 }
 
 /// Maps an upstream failure; fills details; returns code, message and reason.

@@ -207,7 +207,7 @@ pub fn key_req(org: &str) -> CreateApiKeyRequest {
         org_id: org.into(),
         desc: "ci key".into(),
         roles: vec![OrgRole::OrgMember as i32],
-        request_id: String::new(),
+        ..Default::default()
     }
 }
 

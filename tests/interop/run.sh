@@ -8,7 +8,10 @@
 #      - Node deps in tests/interop/node/node_modules via `npm ci` (package-lock.json);
 #   2. starts `atlas-grpc-gateway emulator` and `atlas-grpc-gateway serve` on free
 #      loopback ports (profiles from tests/interop/profiles.toml), waits for SERVING;
-#   3. runs the grpcurl, Python and Node suites, resetting the emulator between them;
+#   3. runs the grpcurl, Python and Node suites, resetting the emulator between them,
+#      and the commands suite (commands.py: every grpcurl line the `dev` banner prints
+#      and every grpcurl command in README.md and docs/*.md, run as pasted, against a
+#      `dev` process of its own);
 #   4. always stops both processes (trap), and prints their logs if something failed.
 #
 # It builds nothing: run `cargo build` first. Usage (from anywhere):
@@ -16,7 +19,7 @@
 # Environment:
 #   GATEWAY_BIN       the binary (default target/debug/atlas-grpc-gateway)
 #   INTEROP_VENV      the Python venv (default target/interop-venv)
-#   INTEROP_SUITES    which suites to run (default "grpcurl python node")
+#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node")
 #   PYTHON            interpreter that creates the venv (default python3)
 set -euo pipefail
 
@@ -26,7 +29,7 @@ cd "$ROOT"
 
 GATEWAY_BIN="${GATEWAY_BIN:-target/debug/atlas-grpc-gateway}"
 VENV="${INTEROP_VENV:-target/interop-venv}"
-SUITES="${INTEROP_SUITES:-grpcurl python node}"
+SUITES="${INTEROP_SUITES:-grpcurl commands python node}"
 PYTHON="${PYTHON:-python3}"
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 
@@ -119,7 +122,7 @@ setup_node() {
 
 needs() { [[ " $SUITES " == *" $1 "* ]]; }
 
-if needs grpcurl || needs python; then setup_python; fi
+if needs grpcurl || needs commands || needs python; then setup_python; fi
 if needs node; then setup_node; fi
 
 # ---------------------------------------------------------------- processes
@@ -215,12 +218,13 @@ run_node() { (cd "$HERE/node" && node --test --test-reporter=spec test.js); }
 for suite in $SUITES; do
   case "$suite" in
     grpcurl) run_suite grpcurl bash "$HERE/grpcurl.sh" ;;
+    commands) run_suite commands env GATEWAY_BIN="$GATEWAY_BIN" "$VENV/bin/python" "$HERE/commands.py" ;;
     python)
       run_suite python "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
         "$HERE/python/test_interop.py"
       ;;
     node) run_suite node run_node ;;
-    *) die "unknown suite $suite (known: grpcurl python node)" ;;
+    *) die "unknown suite $suite (known: grpcurl commands python node)" ;;
   esac
 done
 
