@@ -23,8 +23,8 @@ pub struct DevArgs {
     pub metrics_listen: String,
 }
 
-/// Profiles of the dev setup: the default service account, an API key (Digest), and a
-/// restricted profile that shows policy errors.
+/// Profiles of the dev setup: the default service account, an API key (Digest), and two
+/// profiles that show policy errors (roles; RPCs).
 const DEV_PROFILES: &str = r#"
 [profiles.apikey]
 public_key_env = "DEV_PUBLIC_KEY"
@@ -34,6 +34,11 @@ private_key_env = "DEV_PRIVATE_KEY"
 client_id_env = "DEV_CLIENT_ID"
 client_secret_env = "DEV_CLIENT_SECRET"
 allowed_roles = ["ORG_MEMBER", "ORG_READ_ONLY"]
+
+[profiles.readonly]
+client_id_env = "DEV_CLIENT_ID"
+client_secret_env = "DEV_CLIENT_SECRET"
+allowed_rpcs = ["ListApiKeys"]
 "#;
 
 /// The gateway configuration `dev` uses for an emulator at `base_url`.
@@ -120,6 +125,25 @@ fn examples() -> Vec<(String, String, &'static str)> {
             "",
         ),
         (
+            d(&format!(
+                r#"{{"org_id":"{org}","desc":"fenced key","roles":["ORG_MEMBER"],"access_list_ips":["203.0.113.7","10.0.0.0/8"]}}"#
+            )),
+            format!("{svc}/CreateApiKey"),
+            "",
+        ),
+        (
+            d(&format!(r#"{{"org_id":"{org}","page_size":2}}"#)),
+            format!("{svc}/ListApiKeys"),
+            "",
+        ),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","api_key_id":"000000000000000000000000"}}"#
+            )),
+            format!("{svc}/DeleteApiKey"),
+            "NOT_FOUND until api_key_id is the id of a key you created",
+        ),
+        (
             d(r#"{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}"#),
             format!("{svc}/CreateLinkToken"),
             "INVALID_ARGUMENT with BadRequest",
@@ -133,6 +157,16 @@ fn examples() -> Vec<(String, String, &'static str)> {
             ),
             format!("{svc}/CreateApiKey"),
             "PERMISSION_DENIED POLICY_DENIED",
+        ),
+        (
+            format!(
+                "-H 'x-atlas-profile: readonly' {}",
+                d(&format!(
+                    r#"{{"org_id":"{org}","api_key_id":"000000000000000000000000"}}"#
+                ))
+            ),
+            format!("{svc}/DeleteApiKey"),
+            "PERMISSION_DENIED POLICY_DENIED (field rpc)",
         ),
         (String::new(), "grpc.health.v1.Health/Check".into(), ""),
     ]
@@ -166,7 +200,7 @@ fn banner(emulator: &str, listen: SocketAddr, metrics: &str) -> String {
     };
     format!(
         "atlas-grpc-gateway dev: gateway on {listen}, Atlas emulator on {emulator} (demo org {DEMO_ORG_ID})
-Profiles: default (service account), apikey (HTTP Digest), restricted (may only grant ORG_MEMBER/ORG_READ_ONLY)
+Profiles: default (service account), apikey (HTTP Digest), restricted (may only grant ORG_MEMBER/ORG_READ_ONLY), readonly (may only call ListApiKeys)
 Try:
 {tries}{metrics}Emulator counters: curl -s {emulator}/__emulator/counters
 Ctrl-C to stop."

@@ -1084,3 +1084,111 @@ async fn shutdown_stops_serving() {
         .unwrap();
     assert!(fresh.post(url).send().await.is_err());
 }
+
+// ---------------------------------------------------------------- API key lifecycle
+
+async fn new_key(emu: &Emulator) -> Value {
+    let body = r#"{"desc":"lifecycle","roles":["ORG_MEMBER"]}"#;
+    let resp = bearer(emu, Method::POST, &keys_path(DEMO_ORG_ID), Some(body)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    body_json(resp).await
+}
+
+#[tokio::test]
+async fn list_api_keys_pages_like_the_spec() {
+    let emu = start().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(new_key(&emu).await["id"].as_str().unwrap().to_string());
+    }
+    let page = |q: &str| format!("{}?{q}", keys_path(DEMO_ORG_ID));
+    let resp = bearer(
+        &emu,
+        Method::GET,
+        &page("itemsPerPage=2&pageNum=2&includeCount=true"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-type"), V_UTF8);
+    let body = body_json(resp).await;
+    assert_eq!(body["totalCount"], 3);
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert_eq!(body["results"][0]["id"], ids[2].as_str(), "creation order");
+    let private = body["results"][0]["privateKey"].as_str().unwrap();
+    assert!(
+        private.starts_with("********-****-****-") && private.len() == 31,
+        "{private}"
+    );
+    assert_eq!(body["links"][0]["rel"], "self");
+    let first = body_json(bearer(&emu, Method::GET, &page("itemsPerPage=2"), None).await).await;
+    assert_eq!(first["links"][1]["rel"], "next");
+    let uncounted =
+        body_json(bearer(&emu, Method::GET, &page("includeCount=false"), None).await).await;
+    assert!(uncounted.get("totalCount").is_none(), "{uncounted}");
+    for bad in [
+        "itemsPerPage=501",
+        "itemsPerPage=0",
+        "pageNum=0",
+        "pageNum=x",
+    ] {
+        let resp = bearer(&emu, Method::GET, &page(bad), None).await;
+        assert_api_error(&body_json(resp).await, 400, "INVALID_ATTRIBUTE");
+    }
+}
+
+#[tokio::test]
+async fn access_list_entries_are_added_and_listed() {
+    let emu = start().await;
+    let id = new_key(&emu).await["id"].as_str().unwrap().to_string();
+    let path = format!("{}/{id}/accessList", keys_path(DEMO_ORG_ID));
+    let entries = r#"[{"ipAddress":"203.0.113.7"},{"cidrBlock":"10.0.0.0/8"}]"#;
+    let resp = bearer(&emu, Method::POST, &path, Some(entries)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = body_json(resp).await;
+    assert_eq!(body["totalCount"], 2);
+    assert_eq!(body["results"][0]["ipAddress"], "203.0.113.7");
+    assert_eq!(body["results"][0]["cidrBlock"], "203.0.113.7/32");
+    assert_eq!(body["results"][1]["cidrBlock"], "10.0.0.0/8");
+    assert!(body["results"][1].get("ipAddress").is_none());
+    let listed = body_json(bearer(&emu, Method::GET, &path, None).await).await;
+    assert_eq!(listed["results"], body["results"]);
+    assert_eq!(emu.counters().access_list_entries_created, 2);
+
+    let bad = bearer(
+        &emu,
+        Method::POST,
+        &path,
+        Some(r#"[{"ipAddress":"10.0.0.0/8"}]"#),
+    )
+    .await;
+    assert_api_error(&body_json(bad).await, 400, "INVALID_ATTRIBUTE");
+    let unknown = format!("{}/{}/accessList", keys_path(DEMO_ORG_ID), "f".repeat(24));
+    let resp = bearer(&emu, Method::POST, &unknown, Some(entries)).await;
+    assert_api_error(&body_json(resp).await, 404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn delete_api_key_is_204_then_404() {
+    let emu = start().await;
+    let id = new_key(&emu).await["id"].as_str().unwrap().to_string();
+    let path = format!("{}/{id}", keys_path(DEMO_ORG_ID));
+    let got = body_json(bearer(&emu, Method::GET, &path, None).await).await;
+    assert_eq!(got["id"], id.as_str());
+    let resp = bearer(&emu, Method::DELETE, &path, None).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&resp, "content-type"), V_UTF8);
+    for method in [Method::DELETE, Method::GET] {
+        let resp = bearer(&emu, method, &path, None).await;
+        assert_api_error(&body_json(resp).await, 404, "RESOURCE_NOT_FOUND");
+    }
+    let resp = bearer(&emu, Method::PATCH, &path, None).await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&resp, "allow"), "GET, DELETE");
+    let c = emu.counters();
+    assert_eq!((c.api_keys_created, c.api_keys_deleted), (1, 1));
+    assert_eq!(
+        c.requests_for("DELETE", "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}"),
+        2
+    );
+}

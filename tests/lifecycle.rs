@@ -192,14 +192,7 @@ async fn access_list_entries_are_validated_with_the_rest() {
     req.access_list_ips.push("10.0.0.0/33".into());
     let err = gw.client().create_api_key(req).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<_> = details(&err)
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["desc", "access_list_ips[2]"]);
+    assert_eq!(violated_fields(&err), ["desc", "access_list_ips[2]"]);
     assert_eq!(gw.emulator.counters().total_requests(), 0);
     gw.stop().await;
 }
@@ -207,14 +200,7 @@ async fn access_list_entries_are_validated_with_the_rest() {
 #[tokio::test]
 async fn delete_api_key_then_not_found() {
     let gw = Gateway::start().await;
-    let key = gw
-        .client()
-        .create_api_key(key_req(DEMO_ORG_ID))
-        .await
-        .unwrap()
-        .into_inner()
-        .api_key
-        .unwrap();
+    let key = create_key(&gw, DEMO_ORG_ID).await;
     let resp = gw
         .client()
         .delete_api_key(delete_key_req(&key.id))
@@ -239,14 +225,7 @@ async fn delete_api_key_then_not_found() {
         api_key_id: key.id.to_uppercase(),
     };
     let err = gw.client().delete_api_key(bad).await.unwrap_err();
-    let fields: Vec<_> = details(&err)
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["org_id", "api_key_id"]);
+    assert_eq!(violated_fields(&err), ["org_id", "api_key_id"]);
     assert_eq!(
         requests(&gw, KEY_DELETE),
         2,
@@ -258,14 +237,7 @@ async fn delete_api_key_then_not_found() {
 #[tokio::test]
 async fn delete_api_key_is_retried_like_other_deletes() {
     let gw = Gateway::start().await;
-    let key = gw
-        .client()
-        .create_api_key(key_req(DEMO_ORG_ID))
-        .await
-        .unwrap()
-        .into_inner()
-        .api_key
-        .unwrap();
+    let key = create_key(&gw, DEMO_ORG_ID).await;
     gw.emulator.inject(
         Fault::new(
             Route::DeleteApiKey,
@@ -286,12 +258,7 @@ async fn list_api_keys_in_three_pages() {
     let gw = Gateway::start().await;
     let mut created = BTreeSet::new();
     for _ in 0..5 {
-        let resp = gw
-            .client()
-            .create_api_key(key_req(DEMO_ORG_ID))
-            .await
-            .unwrap();
-        created.insert(resp.into_inner().api_key.unwrap().id);
+        created.insert(create_key(&gw, DEMO_ORG_ID).await.id);
     }
     let mut req = ListApiKeysRequest {
         org_id: DEMO_ORG_ID.into(),

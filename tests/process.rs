@@ -366,3 +366,59 @@ fn help_and_errors_never_show_credential_values() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_orphaned_api_key_is_logged_at_error_level_with_its_id_not_its_secret() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let (id, private_key) = ("0a1b2c3d4e5f60718293a4b5", "orphan-private-key-7f3e9c");
+    let created = serde_json::json!({"id": id, "desc": "ci key", "publicKey": "abcdefgh",
+        "privateKey": private_key, "roles": [{"orgId": DEMO_ORG_ID, "roleName": "ORG_MEMBER"}]});
+    // Atlas "creates" a key it then does not know: the access list POST is a 404, and
+    // the rollback DELETE fails.
+    emulator.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::Raw {
+            status: 200,
+            content_type: "application/vnd.atlas.2023-01-01+json".into(),
+            body: created.to_string(),
+        },
+    ));
+    emulator.inject(Fault::new(
+        Route::DeleteApiKey,
+        FaultAction::error(500, "UNEXPECTED_ERROR"),
+    ));
+    let addr = free_addr();
+    let (_dir, log) = log_file();
+    let child = gateway_cmd(&emulator, addr, &log)
+        .env("RUST_LOG", "trace")
+        .spawn()
+        .unwrap();
+    wait_serving(addr).await;
+    let mut c = AtlasGatewayClient::new(channel(addr).await);
+    let mut req = key_req(DEMO_ORG_ID);
+    req.access_list_ips = vec!["10.0.0.0/8".into()];
+    let err = c.create_api_key(req).await.unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Internal, "ORPHANED_API_KEY")
+    );
+    assert_eq!(meta(&err, "api_key_id").as_deref(), Some(id));
+    assert_eq!(
+        meta(&err, "access_list_error").as_deref(),
+        Some("RESOURCE_NOT_FOUND")
+    );
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0));
+    let orphan = logs
+        .lines()
+        .find(|l| l.contains("ORPHANED API KEY"))
+        .unwrap_or_else(|| panic!("no orphan line in:\n{logs}"));
+    assert!(orphan.contains("ERROR") && orphan.contains(id), "{orphan}");
+    assert!(
+        !logs.contains(private_key),
+        "the private key leaked into logs"
+    );
+}

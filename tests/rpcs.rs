@@ -77,14 +77,7 @@ async fn create_and_delete_link_token() {
 #[tokio::test]
 async fn create_api_key_returns_the_whole_key() {
     let gw = Gateway::start().await;
-    let key = gw
-        .client()
-        .create_api_key(key_req(DEMO_ORG_ID))
-        .await
-        .unwrap()
-        .into_inner()
-        .api_key
-        .unwrap();
+    let key = create_key(&gw, DEMO_ORG_ID).await;
     assert!(
         key.id.len() == 24 && key.id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{}",

@@ -12,20 +12,44 @@ use crate::{
         Operation,
     },
     config::Profile,
+    pb::{
+        CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
+        ListApiKeysRequest,
+    },
     validate::Violation,
 };
 
+/// A request that acts on one organization (every request of the API does).
+pub trait OrgScoped {
+    fn org_id(&self) -> &str;
+}
+
+macro_rules! org_scoped {
+    ($($request:ty),+) => {$(
+        impl OrgScoped for $request {
+            fn org_id(&self) -> &str {
+                &self.org_id
+            }
+        }
+    )+};
+}
+
+org_scoped!(
+    CreateLinkTokenRequest,
+    DeleteLinkTokenRequest,
+    CreateApiKeyRequest,
+    DeleteApiKeyRequest,
+    ListApiKeysRequest
+);
+
 /// One unary RPC of `atlas.gateway.v1.AtlasGateway`.
 pub trait Rpc: Send + Sync + 'static {
-    type Request: prost::Message + Default + Send + Sync + 'static;
+    type Request: prost::Message + Default + OrgScoped + Send + Sync + 'static;
     type Response: prost::Message + Default + Send + 'static;
     /// The gRPC method name (`CreateApiKey`): logs, metrics, policy.
     const METHOD: &'static str;
     /// The Atlas operation the RPC stands for (operationId, docs link, error wording).
     const OPERATION: Operation;
-
-    /// The organization the request acts on.
-    fn org_id(req: &Self::Request) -> &str;
 
     /// Every rule the request breaks, all at once; nothing is sent when any is broken.
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>>;

@@ -37,10 +37,6 @@ impl Rpc for CreateLinkToken {
     const METHOD: &'static str = "CreateLinkToken";
     const OPERATION: Operation = Operation::CreateLinkToken;
 
-    fn org_id(req: &Self::Request) -> &str {
-        &req.org_id
-    }
-
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::create_link_token(req)
     }
@@ -72,10 +68,6 @@ impl Rpc for DeleteLinkToken {
     const METHOD: &'static str = "DeleteLinkToken";
     const OPERATION: Operation = Operation::DeleteLinkToken;
 
-    fn org_id(req: &Self::Request) -> &str {
-        &req.org_id
-    }
-
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::delete_link_token(req)
     }
@@ -99,10 +91,6 @@ impl Rpc for CreateApiKey {
     type Response = CreateApiKeyResponse;
     const METHOD: &'static str = "CreateApiKey";
     const OPERATION: Operation = Operation::CreateApiKey;
-
-    fn org_id(req: &Self::Request) -> &str {
-        &req.org_id
-    }
 
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::create_api_key(req)
@@ -219,10 +207,6 @@ impl Rpc for DeleteApiKey {
     const METHOD: &'static str = "DeleteApiKey";
     const OPERATION: Operation = Operation::DeleteApiKey;
 
-    fn org_id(req: &Self::Request) -> &str {
-        &req.org_id
-    }
-
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::delete_api_key(req)
     }
@@ -247,10 +231,6 @@ impl Rpc for ListApiKeys {
     type Response = ListApiKeysResponse;
     const METHOD: &'static str = "ListApiKeys";
     const OPERATION: Operation = Operation::ListApiKeys;
-
-    fn org_id(req: &Self::Request) -> &str {
-        &req.org_id
-    }
 
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::list_api_keys(req)

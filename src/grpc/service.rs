@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::{
     call::{Call, CallerIdentity},
-    rpc::Rpc,
+    rpc::{OrgScoped, Rpc},
     rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
     status::Failure,
 };
@@ -77,7 +77,7 @@ impl GatewayService {
             R::OPERATION,
             R::METHOD,
             request.metadata(),
-            R::org_id(request.get_ref()),
+            request.get_ref().org_id(),
             &self.default_profile,
             self.request_timeout,
         );

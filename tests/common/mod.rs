@@ -211,6 +211,17 @@ pub fn key_req(org: &str) -> CreateApiKeyRequest {
     }
 }
 
+/// Creates an ORG_MEMBER key in `org`; returns it (with its private key).
+pub async fn create_key(gw: &Gateway, org: &str) -> atlas_grpc_gateway::pb::ApiKey {
+    gw.client()
+        .create_api_key(key_req(org))
+        .await
+        .expect("CreateApiKey")
+        .into_inner()
+        .api_key
+        .expect("an api_key")
+}
+
 pub fn delete_req(org: &str) -> DeleteLinkTokenRequest {
     DeleteLinkTokenRequest { org_id: org.into() }
 }
@@ -235,6 +246,14 @@ pub fn with_meta<T>(
 pub fn details(s: &Status) -> ErrorDetails {
     s.check_error_details()
         .expect("well-formed google.rpc details")
+}
+
+/// The fields of a status's BadRequest violations, in order.
+pub fn violated_fields(s: &Status) -> Vec<String> {
+    details(s)
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// ErrorInfo reason of a status.

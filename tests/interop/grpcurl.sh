@@ -58,11 +58,15 @@ check "list shows the gateway and health services" 0 \
   "^atlas\.gateway\.v1\.AtlasGateway$" "^grpc\.health\.v1\.Health$"
 
 g "$GATEWAY_ADDR" describe "$SVC"
-check "describe the service: three RPCs with their comments" 0 \
+check "describe the service: five RPCs with their comments" 0 \
   "rpc CreateLinkToken \( \.atlas\.gateway\.v1\.CreateLinkTokenRequest \) returns \( \.atlas\.gateway\.v1\.CreateLinkTokenResponse \)" \
   "rpc DeleteLinkToken \( \.atlas\.gateway\.v1\.DeleteLinkTokenRequest \)" \
   "rpc CreateApiKey \( \.atlas\.gateway\.v1\.CreateApiKeyRequest \)" \
-  "// Atlas: POST /api/atlas/v2/orgs/\{orgId\}/apiKeys"
+  "rpc DeleteApiKey \( \.atlas\.gateway\.v1\.DeleteApiKeyRequest \) returns \( \.atlas\.gateway\.v1\.DeleteApiKeyResponse \)" \
+  "rpc ListApiKeys \( \.atlas\.gateway\.v1\.ListApiKeysRequest \) returns \( \.atlas\.gateway\.v1\.ListApiKeysResponse \)" \
+  "// Atlas: POST /api/atlas/v2/orgs/\{orgId\}/apiKeys" \
+  "// Atlas: DELETE /api/atlas/v2/orgs/\{orgId\}/apiKeys/\{apiUserId\}" \
+  "ORPHANED_API_KEY"
 
 g "$GATEWAY_ADDR" describe atlas.gateway.v1.CreateLinkTokenRequest
 check "describe a request: field comments" 0 \
@@ -95,6 +99,37 @@ g -H "x-atlas-profile: apikey" \
   -d "{\"org_id\":\"$ORG\",\"desc\":\"digest key\",\"roles\":[\"ORG_READ_ONLY\"]}" \
   "$GATEWAY_ADDR" "$SVC/CreateApiKey"
 check "CreateApiKey with the apikey (Digest) profile" 0 '"privateKey": "[^"]+"' '"roleName": "ORG_READ_ONLY"'
+
+g "$GATEWAY_ADDR" describe atlas.gateway.v1.ListApiKeysRequest
+check "describe ListApiKeysRequest: AIP-158 paging fields" 0 \
+  "int32 page_size = 2;" "string page_token = 3;" "bound to its org_id and page_size"
+
+# --- API key lifecycle: create with an access list, list in pages, delete
+g -d "{\"org_id\":\"$ORG\",\"desc\":\"fenced\",\"roles\":[\"ORG_MEMBER\"],\"access_list_ips\":[\"203.0.113.7\",\"10.0.0.0/8\"]}" \
+  "$GATEWAY_ADDR" "$SVC/CreateApiKey"
+check "CreateApiKey with access_list_ips returns the applied entries" 0 \
+  '"accessListIps": \[' '"203\.0\.113\.7"' '"10\.0\.0\.0/8"'
+KEY_ID="$(grep -oE '"id": "[a-f0-9]{24}"' <<<"$OUT" | head -n1 | grep -oE '[a-f0-9]{24}' || true)"
+
+g -d "{\"org_id\":\"$ORG\",\"page_size\":1}" "$GATEWAY_ADDR" "$SVC/ListApiKeys"
+check "ListApiKeys page_size 1: one key, a next page token, the total" 0 \
+  '"apiKeys": \[' '"nextPageToken": "[A-Za-z0-9_-]+"' '"totalSize": [2-9]' '"privateKey": "\*{8}-'
+TOKEN="$(grep -oE '"nextPageToken": "[^"]+"' <<<"$OUT" | cut -d'"' -f4 || true)"
+
+g -d "{\"org_id\":\"$ORG\",\"page_size\":2,\"page_token\":\"$TOKEN\"}" "$GATEWAY_ADDR" "$SVC/ListApiKeys"
+check "ListApiKeys: a token used with another page_size is InvalidArgument" nonzero \
+  "Code: InvalidArgument" '"field":"page_token"'
+
+g -d "{\"org_id\":\"$ORG\",\"api_key_id\":\"$KEY_ID\"}" "$GATEWAY_ADDR" "$SVC/DeleteApiKey"
+check "DeleteApiKey of the fenced key returns {}" 0 '^\{[[:space:]]*$'
+
+g -d "{\"org_id\":\"$ORG\",\"api_key_id\":\"$KEY_ID\"}" "$GATEWAY_ADDR" "$SVC/DeleteApiKey"
+check "DeleteApiKey again: NotFound" nonzero "Code: NotFound" '"http_status":"404"'
+
+g -H "x-atlas-profile: readonly" \
+  -d "{\"org_id\":\"$ORG\",\"desc\":\"x\",\"roles\":[\"ORG_MEMBER\"]}" "$GATEWAY_ADDR" "$SVC/CreateApiKey"
+check "readonly profile (allowed_rpcs): PermissionDenied POLICY_DENIED field rpc" nonzero \
+  "Code: PermissionDenied" '"reason":"POLICY_DENIED"' '"field":"rpc"'
 
 # --- errors, with details decoded through reflection
 g -d '{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}' "$GATEWAY_ADDR" "$SVC/CreateLinkToken"

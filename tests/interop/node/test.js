@@ -207,3 +207,73 @@ test('unknown profile: INVALID_ARGUMENT UNKNOWN_PROFILE', async () => {
   assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
   assert.equal(richStatus(err).details.ErrorInfo.reason, 'UNKNOWN_PROFILE');
 });
+
+// ---------------------------------------------------------------- API key lifecycle
+async function createKey(extra = {}) {
+  const { response } = await call('CreateApiKey', { org_id: ORG, desc: 'node lifecycle', roles: ['ORG_MEMBER'], ...extra });
+  return response.api_key;
+}
+
+test('CreateApiKey with access_list_ips returns the applied entries', async () => {
+  const key = await createKey({ access_list_ips: ['203.0.113.7', '10.0.0.0/8'] });
+  assert.deepEqual(key.access_list_ips, ['203.0.113.7', '10.0.0.0/8']);
+});
+
+test('access list failure: the key is deleted again, rolled_back=true', async () => {
+  await emulator('POST', '/__emulator/faults', {
+    route: 'create_api_key_access_list',
+    times: 1,
+    action: { kind: 'error', status: 409, error_code: 'DUPLICATE_ACCESS_LIST_ENTRY' },
+  });
+  const err = await rejects(createKey({ access_list_ips: ['10.0.0.0/8'] }));
+  assert.equal(err.code, grpc.status.ALREADY_EXISTS, err.details);
+  const { details } = richStatus(err);
+  assert.equal(details.ErrorInfo.reason, 'DUPLICATE_ACCESS_LIST_ENTRY');
+  assert.equal(details.ErrorInfo.metadata.rolled_back, 'true');
+  const id = details.ErrorInfo.metadata.api_key_id;
+  assert.match(id, /^[a-f0-9]{24}$/);
+  const state = await emulator('GET', '/__emulator/state');
+  assert.ok(!state.api_keys.some((k) => k.id === id), 'deleted again');
+});
+
+test('rollback fails too: INTERNAL ORPHANED_API_KEY, rolled_back=false', async () => {
+  await emulator('POST', '/__emulator/faults', [
+    { route: 'create_api_key_access_list', times: 1, action: { kind: 'error', status: 403, error_code: 'ACCESS_LIST_FORBIDDEN' } },
+    { route: 'delete_api_key', times: 1, action: { kind: 'error', status: 500, error_code: 'UNEXPECTED_ERROR' } },
+  ]);
+  const err = await rejects(createKey({ access_list_ips: ['10.0.0.0/8'] }));
+  assert.equal(err.code, grpc.status.INTERNAL, err.details);
+  const { details } = richStatus(err);
+  assert.equal(details.ErrorInfo.reason, 'ORPHANED_API_KEY');
+  assert.equal(details.ErrorInfo.metadata.rolled_back, 'false');
+  const id = details.ErrorInfo.metadata.api_key_id;
+  await call('DeleteApiKey', { org_id: ORG, api_key_id: id });
+});
+
+test('ListApiKeys pages with opaque tokens; DeleteApiKey; NOT_FOUND after', async () => {
+  const mine = [await createKey(), await createKey(), await createKey()].map((k) => k.id);
+  const seen = [];
+  let request = { org_id: ORG, page_size: 2 };
+  let total = 0;
+  for (;;) {
+    const { response } = await call('ListApiKeys', request);
+    total = response.total_size;
+    seen.push(...response.api_keys.map((k) => k.id));
+    if (!response.next_page_token) break;
+    request = { ...request, page_token: response.next_page_token };
+  }
+  assert.equal(seen.length, total);
+  for (const id of mine) assert.ok(seen.includes(id), id);
+  const { response } = await call('DeleteApiKey', { org_id: ORG, api_key_id: mine[0] });
+  assert.deepEqual(response, {});
+  const err = await rejects(call('DeleteApiKey', { org_id: ORG, api_key_id: mine[0] }));
+  assert.equal(err.code, grpc.status.NOT_FOUND);
+});
+
+test('allowed_rpcs: PERMISSION_DENIED POLICY_DENIED with field rpc', async () => {
+  const err = await rejects(call('DeleteApiKey', { org_id: ORG, api_key_id: 'a'.repeat(24) }, { metadata: { 'x-atlas-profile': 'readonly' } }));
+  assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+  const { details } = richStatus(err);
+  assert.equal(details.ErrorInfo.reason, 'POLICY_DENIED');
+  assert.equal(details.ErrorInfo.metadata.field, 'rpc');
+});

@@ -6,7 +6,7 @@ Run by tests/interop/run.sh (pytest), which sets:
   EMULATOR_URL       the emulator's base URL (control API under /__emulator/)
   ATLAS_ORG_ID       the emulator's demo org
   INTEROP_PROTO_DIR  the repository's proto/ directory
-The gateway runs with tests/interop/profiles.toml (profiles restricted and apikey).
+The gateway runs with tests/interop/profiles.toml (profiles restricted, apikey, readonly).
 """
 
 import importlib
@@ -205,6 +205,158 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         _, d = details_of(cm.exception)
         self.assertEqual(d["ErrorInfo"].reason, "REQUEST_ID_REUSED")
+
+    # ------------------------------------------------------------------ API key lifecycle
+    def create_key(self, **extra):
+        req = self.pb2.CreateApiKeyRequest(org_id=ORG, desc="py lifecycle", roles=[self.pb2.ORG_MEMBER], **extra)
+        return self.stub.CreateApiKey(req, timeout=10).api_key
+
+    def stored_key(self, key_id):
+        keys = emulator("GET", "/__emulator/state")["api_keys"]
+        return next((k for k in keys if k["id"] == key_id), None)
+
+    def test_create_api_key_with_access_list(self):
+        key = self.create_key(access_list_ips=["203.0.113.7", "2001:db8::/32"])
+        self.assertEqual(list(key.access_list_ips), ["203.0.113.7", "2001:db8::/32"])
+        self.assertEqual(self.stored_key(key.id)["access_list"], ["203.0.113.7/32", "2001:db8::/32"])
+
+    def test_access_list_failure_rolls_the_key_back(self):
+        emulator("POST", "/__emulator/faults", {
+            "route": "create_api_key_access_list", "times": 1,
+            "action": {"kind": "error", "status": 400, "error_code": "INVALID_ATTRIBUTE",
+                       "bad_request_fields": [["accessListIps", "not allowed"]]},
+        })
+        deleted = emulator("GET", "/__emulator/counters")["api_keys_deleted"]
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.create_key(access_list_ips=["10.0.0.0/8"])
+        err = cm.exception
+        self.assertEqual(err.code(), grpc.StatusCode.INVALID_ARGUMENT, err.details())
+        _, d = details_of(err)
+        info = d["ErrorInfo"]
+        self.assertEqual(info.reason, "INVALID_ATTRIBUTE")
+        self.assertEqual(info.metadata["rolled_back"], "true")
+        self.assertRegex(info.metadata["api_key_id"], r"^[a-f0-9]{24}$")
+        self.assertEqual(d["BadRequest"].field_violations[0].field, "access_list_ips")
+        self.assertIsNone(self.stored_key(info.metadata["api_key_id"]), "deleted again")
+        self.assertEqual(emulator("GET", "/__emulator/counters")["api_keys_deleted"], deleted + 1)
+
+    def test_orphaned_api_key_when_the_rollback_fails_too(self):
+        emulator("POST", "/__emulator/faults", [
+            {"route": "create_api_key_access_list", "times": 1,
+             "action": {"kind": "error", "status": 403, "error_code": "ACCESS_LIST_FORBIDDEN"}},
+            {"route": "delete_api_key", "times": 1,
+             "action": {"kind": "error", "status": 500, "error_code": "UNEXPECTED_ERROR"}},
+        ])
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.create_key(access_list_ips=["10.0.0.0/8"])
+        err = cm.exception
+        self.assertEqual(err.code(), grpc.StatusCode.INTERNAL, err.details())
+        _, d = details_of(err)
+        info = d["ErrorInfo"]
+        self.assertEqual(info.reason, "ORPHANED_API_KEY")
+        self.assertEqual(info.metadata["rolled_back"], "false")
+        key_id = info.metadata["api_key_id"]
+        self.assertIn(key_id, err.details())
+        self.assertIsNotNone(self.stored_key(key_id), "the orphan is still in Atlas")
+        # The caller cleans up with the id it was given.
+        self.stub.DeleteApiKey(self.pb2.DeleteApiKeyRequest(org_id=ORG, api_key_id=key_id), timeout=10)
+        self.assertIsNone(self.stored_key(key_id))
+
+    def test_delete_api_key_then_not_found(self):
+        key = self.create_key()
+        resp = self.stub.DeleteApiKey(self.pb2.DeleteApiKeyRequest(org_id=ORG, api_key_id=key.id), timeout=10)
+        self.assertEqual(resp.ByteSize(), 0)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.DeleteApiKey(self.pb2.DeleteApiKeyRequest(org_id=ORG, api_key_id=key.id), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_list_api_keys_page_by_page(self):
+        created = {self.create_key().id for _ in range(3)}
+        req = self.pb2.ListApiKeysRequest(org_id=ORG, page_size=2)
+        seen, pages, total = [], 0, None
+        while True:
+            page = self.stub.ListApiKeys(req, timeout=10)
+            pages += 1
+            total = page.total_size
+            for k in page.api_keys:
+                self.assertTrue(k.private_key.startswith("********-"), k.private_key)
+            seen += [k.id for k in page.api_keys]
+            if not page.next_page_token:
+                break
+            req.page_token = page.next_page_token
+        self.assertEqual(len(seen), total)
+        self.assertEqual(len(set(seen)), total, "no key twice")
+        self.assertTrue(created <= set(seen))
+        self.assertEqual(pages, (total + 1) // 2)
+
+    def test_page_token_is_bound_to_org_and_size(self):
+        for _ in range(2):
+            self.create_key()
+        token = self.stub.ListApiKeys(self.pb2.ListApiKeysRequest(org_id=ORG, page_size=1), timeout=10).next_page_token
+        self.assertTrue(token)
+        for bad in (
+            self.pb2.ListApiKeysRequest(org_id=ORG, page_size=3, page_token=token),
+            self.pb2.ListApiKeysRequest(org_id=OTHER_ORG, page_size=1, page_token=token),
+        ):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.stub.ListApiKeys(bad, timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            _, d = details_of(cm.exception)
+            self.assertEqual(d["BadRequest"].field_violations[0].field, "page_token")
+
+    def test_rotation_recipe(self):
+        """docs/clients.md "Rotating an API key", with the doc's rotate() verbatim."""
+        pb = self.pb2
+        stub = self.stub
+        switched = []
+
+        def switch_consumers_to(public_key, private_key):
+            switched.append((public_key, private_key))
+
+        def rotate(stub, org_id, old_desc, new_desc, ips):
+            new = stub.CreateApiKey(pb.CreateApiKeyRequest(
+                org_id=org_id, desc=new_desc, roles=[pb.ORG_MEMBER], access_list_ips=ips,
+                request_id=str(uuid.uuid4())), timeout=30).api_key
+            switch_consumers_to(new.public_key, new.private_key)
+            req = pb.ListApiKeysRequest(org_id=org_id, page_size=100)
+            while True:
+                page = stub.ListApiKeys(req, timeout=10)
+                for key in page.api_keys:
+                    if key.desc == old_desc:
+                        try:
+                            stub.DeleteApiKey(pb.DeleteApiKeyRequest(org_id=org_id, api_key_id=key.id), timeout=10)
+                        except grpc.RpcError as err:
+                            if err.code() != grpc.StatusCode.NOT_FOUND:
+                                raise
+                if not page.next_page_token:
+                    return new
+                req.page_token = page.next_page_token
+
+        old = stub.CreateApiKey(
+            pb.CreateApiKeyRequest(org_id=ORG, desc="rotation old", roles=[pb.ORG_MEMBER]), timeout=10
+        ).api_key
+        new = rotate(stub, ORG, "rotation old", "rotation new", ["203.0.113.7"])
+        self.assertEqual(switched, [(new.public_key, new.private_key)])
+        self.assertIsNone(self.stored_key(old.id), "the old key is gone")
+        self.assertEqual(self.stored_key(new.id)["access_list"], ["203.0.113.7/32"])
+
+    def test_allowed_rpcs_policy(self):
+        before = emulator("GET", "/__emulator/counters")["requests"]
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.CreateApiKey(
+                self.pb2.CreateApiKeyRequest(org_id=ORG, desc="x", roles=[self.pb2.ORG_MEMBER]),
+                metadata=[("x-atlas-profile", "readonly")],
+                timeout=10,
+            )
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        _, d = details_of(cm.exception)
+        self.assertEqual(d["ErrorInfo"].reason, "POLICY_DENIED")
+        self.assertEqual(d["ErrorInfo"].metadata["field"], "rpc")
+        self.assertEqual(emulator("GET", "/__emulator/counters")["requests"], before)
+        page = self.stub.ListApiKeys(
+            self.pb2.ListApiKeysRequest(org_id=ORG), metadata=[("x-atlas-profile", "readonly")], timeout=10
+        )
+        self.assertGreaterEqual(page.total_size, 0)
 
     # ------------------------------------------------------------------ errors
     def test_validation_error_has_bad_request_and_error_info(self):
