@@ -33,8 +33,7 @@ pub struct Gateway {
     pub emulator: Emulator,
     pub addr: SocketAddr,
     pub client: AtlasGatewayClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    replica: Replica,
 }
 
 impl Gateway {
@@ -44,18 +43,12 @@ impl Gateway {
 
     pub async fn start_with(emu: EmulatorConfig, tweak: impl FnOnce(&mut Config)) -> Gateway {
         let emulator = Emulator::start(emu, loopback()).await.expect("emulator");
-        let Replica {
-            addr,
-            client,
-            stop,
-            task,
-        } = Replica::start(&emulator, tweak).await;
+        let replica = Replica::start(&emulator, tweak).await;
         Gateway {
             emulator,
-            addr,
-            client,
-            stop,
-            task,
+            addr: replica.addr,
+            client: replica.client(),
+            replica,
         }
     }
 
@@ -63,11 +56,8 @@ impl Gateway {
         self.client.clone()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.task.await;
+    pub async fn stop(self) {
+        self.replica.stop().await;
     }
 }
 

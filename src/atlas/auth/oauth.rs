@@ -363,15 +363,8 @@ impl TokenSource {
     async fn request_token(&self) -> Result<Arc<AccessToken>, TokenError> {
         let unavailable = |detail: String| TokenError::Unavailable { detail };
         let resp = self
-            .http
-            .post(&self.token_url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .client_post(&self.token_url, "grant_type=client_credentials".into())
             .header(reqwest::header::ACCEPT, "application/json")
-            .body("grant_type=client_credentials")
             .timeout(TOKEN_FETCH_TIMEOUT)
             .send()
             .await
@@ -402,6 +395,18 @@ impl TokenSource {
                 "token endpoint answered HTTP {status}"
             ))),
         }
+    }
+
+    /// A form POST to the OAuth service (token, revoke) with HTTP Basic client auth.
+    fn client_post(&self, url: &str, body: String) -> reqwest::RequestBuilder {
+        self.http
+            .post(url)
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
     }
 
     /// The cached form of a token; `lifetime` is already clamped, and the arithmetic is

@@ -70,14 +70,7 @@ impl TokenSource {
             form_encode(token.expose())
         );
         let sent = self
-            .http
-            .post(&self.revoke_url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
+            .client_post(&self.revoke_url, body)
             .timeout(REVOKE_TIMEOUT)
             .send()
             .await;
