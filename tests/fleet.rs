@@ -146,7 +146,9 @@ async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
     // The call is dropped mid-flight (as when its replica is killed): its claim stays.
     let mut c = dying.client();
     let call = tokio::spawn(async move { c.create_api_key(keyed(DEMO_ORG_ID, "rid-dead")).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    while emu.counters().requests.get(API_KEYS).copied().unwrap_or(0) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await; // until it reaches Atlas
+    }
     call.abort();
     let _ = call.await;
     // While the claim may still be running, a duplicate waits (here: past its deadline).
@@ -289,18 +291,27 @@ async fn killing_and_restarting_redis_mid_load_fails_no_call() {
     assert_eq!(health.into_inner().status, 1, "SERVING through the outage");
     // Back in use once each replica's next probe (every 500 ms while down) answers: a
     // record written after that replays on the other replica.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let first = fleet[0]
-        .client()
-        .create_api_key(keyed(DEMO_ORG_ID, "after"))
-        .await
-        .unwrap();
-    let again = fleet[1]
-        .client()
-        .create_api_key(keyed(DEMO_ORG_ID, "after"))
-        .await
-        .unwrap();
-    assert_eq!(first.into_inner().api_key, again.into_inner().api_key);
+    let mut shared_again = false;
+    for attempt in 0..100 {
+        let id = format!("after-{attempt}");
+        let first = fleet[0]
+            .client()
+            .create_api_key(keyed(DEMO_ORG_ID, &id))
+            .await;
+        let again = fleet[1]
+            .client()
+            .create_api_key(keyed(DEMO_ORG_ID, &id))
+            .await;
+        if first.unwrap().into_inner().api_key == again.unwrap().into_inner().api_key {
+            shared_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        shared_again,
+        "the fleet shares records again after the restart"
+    );
     assert!(!redis.dump().await.is_empty());
 }
 
