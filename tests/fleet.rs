@@ -65,6 +65,29 @@ async fn a_cold_fleet_makes_one_token_request_and_a_401_storm_one_more() {
 }
 
 #[tokio::test]
+async fn a_call_with_a_locally_held_token_makes_no_redis_round_trip() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    for r in &fleet {
+        r.client()
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await
+            .unwrap();
+    }
+    // Two INFO reads with nothing between them, then with 100 calls between them.
+    let idle = redis.commands_processed().await;
+    let idle = redis.commands_processed().await - idle;
+    let before = redis.commands_processed().await;
+    for i in 0..100 {
+        let mut c = fleet[i % 2].client();
+        c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+        c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    }
+    let busy = redis.commands_processed().await - before;
+    assert_eq!(busy, idle, "the hot path stays local");
+}
+
+#[tokio::test]
 async fn a_token_endpoint_429_pauses_every_replica() {
     let (emu, redis) = (emulator().await, RedisServer::start().await);
     let fleet = replicas(&emu, &redis, 2).await;

@@ -89,6 +89,20 @@ impl RedisServer {
         out
     }
 
+    /// Commands the server has processed so far (`INFO stats`).
+    pub async fn commands_processed(&self) -> u64 {
+        let mut c = self.connection().await.unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO stats has total_commands_processed")
+    }
+
     /// Subscribers of `channel` (to wait until every replica listens).
     pub async fn subscribers(&self, channel: &str) -> i64 {
         let mut c = self.connection().await.unwrap();
