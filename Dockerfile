@@ -4,6 +4,7 @@
 #
 #   docker build -t atlas-grpc-gateway .
 #   docker run --rm -e MONGODB_ATLAS_CLIENT_ID -e MONGODB_ATLAS_CLIENT_SECRET \
+#     -e ATLAS_GATEWAY_LISTEN=0.0.0.0:50051 -e ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true \
 #     -p 127.0.0.1:50051:50051 atlas-grpc-gateway
 #
 # No credentials are baked in: pass them at run time (env or a Kubernetes Secret).
@@ -53,15 +54,14 @@ LABEL org.opencontainers.image.title="atlas-grpc-gateway" \
 
 COPY --from=builder /out/atlas-grpc-gateway /usr/local/bin/atlas-grpc-gateway
 
-# The binary defaults to loopback (127.0.0.1:50051), which is right for a
-# sidecar. Inside a container, though, loopback is the container's own network
-# namespace: `docker run -p 50051:50051` forwards to the container's eth0, so a
-# loopback-only listener would be unreachable. The image therefore listens on
-# all interfaces; publish the port on the host's loopback
-# (-p 127.0.0.1:50051:50051) to keep it private. The Kubernetes sidecar manifest
-# sets ATLAS_GATEWAY_LISTEN=127.0.0.1:50051 back, since containers of one pod
-# share a network namespace.
-ENV ATLAS_GATEWAY_LISTEN=0.0.0.0:50051 \
+# gRPC on loopback (127.0.0.1:50051), like the binary: right for a sidecar,
+# whose app and exec probes share the pod's network namespace. A gateway on a
+# non-loopback address refuses to start unless callers must authenticate
+# (caller tokens or mTLS) or ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true says
+# so explicitly: anyone who reaches it could mint Atlas API keys. For
+# `docker run -p` (which forwards to the container's eth0) set
+# ATLAS_GATEWAY_LISTEN=0.0.0.0:50051 and one of those; see docs/deployment.md.
+ENV ATLAS_GATEWAY_LISTEN=127.0.0.1:50051 \
     ATLAS_GATEWAY_METRICS_LISTEN=0.0.0.0:9464 \
     ATLAS_GATEWAY_LOG_FORMAT=json
 

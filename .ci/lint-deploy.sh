@@ -130,8 +130,10 @@ check({"50051", "9464"} <= exposed, f"Dockerfile: EXPOSE must include 50051 and 
 check(any(i == "ENTRYPOINT" and a.strip() == f'["{BIN}"]' for i, a in instrs), "Dockerfile: ENTRYPOINT must be exec form of the binary")
 check(any(i == "CMD" and a.strip() == '["serve"]' for i, a in instrs), 'Dockerfile: CMD ["serve"] missing')
 env_text = " ".join(a for i, a in instrs if i == "ENV")
-for want in ("ATLAS_GATEWAY_LISTEN=0.0.0.0:50051", "ATLAS_GATEWAY_METRICS_LISTEN=0.0.0.0:9464", "ATLAS_GATEWAY_LOG_FORMAT=json"):
-    check(want in env_text, f"Dockerfile: ENV {want} missing")
+for want in ("ATLAS_GATEWAY_LISTEN=127.0.0.1:50051", "ATLAS_GATEWAY_METRICS_LISTEN=0.0.0.0:9464", "ATLAS_GATEWAY_LOG_FORMAT=json"):
+    check(want in env_text, f"Dockerfile: ENV {want} missing (gRPC defaults to loopback)")
+check("ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK" not in env_text,
+      "Dockerfile: never bake the unauthenticated-network opt-out into the image")
 for i, a in instrs:
     if i == "ENV":  # ENV A=1 B=2, or legacy ENV A 1
         names = re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=", " " + a) or a.split()[:1]

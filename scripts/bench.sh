@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the end-to-end gateway benchmark (benches/gateway.rs) and keeps its output.
+# Runs the end-to-end gateway benchmark (benches/gateway/) and keeps its output.
 #   bash scripts/bench.sh            # full run (~2.5 min after the release build)
 #   BENCH_SMOKE=1 bash scripts/bench.sh   # CI smoke run (< 20 s after the build)
-# Every BENCH_* variable documented at the top of benches/gateway.rs passes through.
+# Every BENCH_* variable documented at the top of benches/gateway/main.rs passes through.
 # The last line of target/bench/latest.txt is the `BENCH_JSON {...}` summary;
 # target/bench/latest.json holds it alone, for comparing runs.
 set -euo pipefail

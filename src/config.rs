@@ -108,6 +108,11 @@ pub struct Config {
     /// Upper bound for one upstream call when the caller sets no deadline.
     #[serde(with = "secs")]
     pub request_timeout: Duration,
+    /// Ceiling on any call's time budget: min(this, the caller's deadline).
+    #[serde(with = "secs")]
+    pub max_call_duration: Duration,
+    /// Serve a non-loopback address without caller authentication (explicit opt-out).
+    pub allow_unauthenticated_network: bool,
     #[serde(with = "secs")]
     pub shutdown_grace: Duration,
     #[serde(with = "secs")]
@@ -237,6 +242,13 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     };
     let mut profiles = BTreeMap::new();
     for (name, fp) in file.profiles {
+        if name.is_empty() || name.chars().count() > validate::MAX_ECHO_CHARS {
+            return err(format!(
+                "profile names must be 1 to {} characters (got {:?})",
+                validate::MAX_ECHO_CHARS,
+                validate::echo(&name)
+            ));
+        }
         let profile = build_profile(&name, fp, &defaults, env)?;
         profiles.insert(name, profile);
     }
@@ -253,11 +265,25 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         profiles.insert(p.name.clone(), p);
     }
 
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+    let allow_unauthenticated_network = args
+        .allow_unauthenticated_network
+        .or(file.allow_unauthenticated_network)
+        .unwrap_or(false);
+    let mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if !listen.ip().is_loopback()
+        && caller_tokens.is_empty()
+        && !mtls
+        && !allow_unauthenticated_network
+    {
+        return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), require caller tokens (caller_token_envs) or mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
+    }
     Ok(Config {
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+        listen,
+        allow_unauthenticated_network,
         metrics_listen,
         log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         api_version,
@@ -265,6 +291,11 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
             "request_timeout",
             args.request_timeout.clone().or(file.request_timeout),
             "30s",
+        )?,
+        max_call_duration: duration(
+            "max_call_duration",
+            args.max_call_duration.clone().or(file.max_call_duration),
+            "5m",
         )?,
         shutdown_grace: duration(
             "shutdown_grace",
@@ -322,35 +353,28 @@ fn build_profile(
         (None, Some(u)) => u.to_string(),
         (None, None) => format!("{base_url}/api/oauth/revoke"),
     };
-    // Explicit per-profile settings first; the default profile falls back to the
-    // Atlas CLI / Terraform environment variable names.
-    let from_env = |explicit: &Option<String>, fallbacks: &[&str]| -> Option<String> {
-        match explicit {
-            Some(var) => env.var(var),
-            None if is_default => fallbacks.iter().find_map(|v| env.var(v)),
-            None => None,
-        }
+    // flag > environment > file. The default profile reads --client-id and the Atlas CLI
+    // / Terraform variable names first (clap folds MONGODB_ATLAS_CLIENT_ID into the
+    // flag), then its file settings; other profiles have only their file settings.
+    let standard = |names: &[&str]| -> Option<String> {
+        is_default
+            .then(|| names.iter().find_map(|v| env.var(v)))
+            .flatten()
     };
-    let client_id = fp
-        .client_id
-        .or_else(|| from_env(&fp.client_id_env, &[]))
-        .or_else(|| {
-            is_default
-                .then(|| d.client_id_flag.map(String::from))
-                .flatten()
-        })
-        .or_else(|| from_env(&None, &["MONGODB_ATLAS_CLIENT_ID"]));
-    let client_secret = from_env(&fp.client_secret_env, &["MONGODB_ATLAS_CLIENT_SECRET"]);
-    let public_key = fp.public_key.or_else(|| {
-        from_env(
-            &fp.public_key_env,
-            &["MONGODB_ATLAS_PUBLIC_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY"],
-        )
-    });
-    let private_key = from_env(
-        &fp.private_key_env,
-        &["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PRIVATE_KEY"],
-    );
+    let file_env = |var: &Option<String>| var.as_deref().and_then(|v| env.var(v));
+    let client_id = is_default
+        .then(|| d.client_id_flag.map(String::from))
+        .flatten()
+        .or_else(|| standard(&["MONGODB_ATLAS_CLIENT_ID"]))
+        .or(fp.client_id)
+        .or_else(|| file_env(&fp.client_id_env));
+    let client_secret =
+        standard(&["MONGODB_ATLAS_CLIENT_SECRET"]).or_else(|| file_env(&fp.client_secret_env));
+    let public_key = standard(&["MONGODB_ATLAS_PUBLIC_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY"])
+        .or(fp.public_key)
+        .or_else(|| file_env(&fp.public_key_env));
+    let private_key = standard(&["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PRIVATE_KEY"])
+        .or_else(|| file_env(&fp.private_key_env));
     let hint = if is_default {
         "set MONGODB_ATLAS_CLIENT_ID and MONGODB_ATLAS_CLIENT_SECRET (service account) or MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (API key)".to_string()
     } else {
@@ -465,24 +489,19 @@ fn duration(what: &str, value: Option<String>, default: &str) -> Result<Duration
     let v = value.unwrap_or_else(|| default.into());
     parse_duration(&v).ok_or_else(|| {
         ConfigError(format!(
-            "{what} must be a duration such as 500ms, 20s, 10m or 1h (got {v:?})"
+            "{what} must be a duration such as 500ms, 20s, 10m or 1h 30m (got {v:?})"
         ))
     })
 }
 
-/// Parses `500ms`, `20s`, `10m`, `1h` or a bare number of seconds.
+/// Parses a duration: `500ms`, `20s`, `10m`, `1h 30m` (humantime) or a bare number of
+/// seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "" | "s" => Some(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok().map(Duration::from_secs);
     }
+    humantime::parse_duration(s).ok()
 }
 
 #[cfg(test)]

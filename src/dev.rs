@@ -58,6 +58,8 @@ pub fn dev_config(base_url: &str, listen: SocketAddr, metrics: &str) -> Config {
         listen: Some(listen),
         base_url: Some(base_url.to_string()),
         metrics_listen: Some(metrics.to_string()),
+        // Only the emulator's demo credentials are behind it.
+        allow_unauthenticated_network: Some(true),
         ..ServeArgs::default()
     };
     Config::from_parts(&args, Some(DEV_PROFILES), "dev profiles", &env)

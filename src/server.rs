@@ -74,7 +74,7 @@ pub async fn serve(
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Backstop only: each call already enforces its own deadline.
-        .timeout(config.request_timeout + Duration::from_secs(5));
+        .timeout(config.request_timeout.max(config.max_call_duration) + Duration::from_secs(5));
     if let Some(tls) = &config.tls {
         builder = builder
             .tls_config(tls_config(tls)?)
@@ -131,7 +131,7 @@ pub async fn serve(
 
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
-    telemetry::init_tracing(config.log_format);
+    let logs = telemetry::init_tracing(config.log_format);
     if let Some(addr) = config.metrics_listen {
         if let Err(e) = telemetry::init_metrics(addr) {
             eprintln!("atlas-grpc-gateway: {e}");
@@ -148,15 +148,20 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let shutdown = async {
+    let logs = Arc::new(logs);
+    let second = Arc::clone(&logs);
+    let shutdown = async move {
         shutdown_signal().await;
-        tokio::spawn(async {
+        tokio::spawn(async move {
             shutdown_signal().await;
+            second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
         });
     };
-    match serve(config, listener, shutdown).await {
+    let served = serve(config, listener, shutdown).await;
+    logs.flush();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");

@@ -1,14 +1,18 @@
-//! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter) and
-//! Prometheus metrics on their own loopback port.
+//! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter; lines
+//! batched off the call path by [`log_writer`]) and Prometheus metrics on their own
+//! loopback port.
 //!
 //! Metric names and labels live here and only here. Labels are method, gRPC code,
 //! operation, HTTP status, profile name and outcome: never an org id, a request id or
 //! anything secret.
+pub mod log_writer;
+
 use std::{io::IsTerminal, net::SocketAddr};
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+pub use log_writer::LogGuard;
 
 /// A duration for a log field: milliseconds with three decimals (whole microseconds), so
 /// lines read `latency_ms=0.037` rather than `latency_ms=0.036634999999999994`, in text
@@ -19,12 +23,15 @@ pub fn log_millis(d: std::time::Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
-/// Installs the global tracing subscriber (a second call is a no-op, for tests).
-pub fn init_tracing(format: LogFormat) {
+/// Installs the global tracing subscriber (a second call is a no-op, for tests). Keep the
+/// guard until the process ends: dropping it writes out the buffered lines.
+#[must_use = "dropping the guard stops batching and writes out the buffered lines"]
+pub fn init_tracing(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = log_writer::LogWriter::stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -35,6 +42,7 @@ pub fn init_tracing(format: LogFormat) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
+    guard
 }
 
 /// Starts the Prometheus exporter (`GET /metrics`) on `addr`.

@@ -2,7 +2,10 @@
 //! an upstream call, reporting all violations at once.
 //!
 //! Field paths use proto field names (`access_list_ips[1]`), as google.rpc.BadRequest
-//! expects. This module never talks to Atlas and never allocates beyond the violations.
+//! expects. It also owns the bounds on what is echoed back: caller values shown in logs,
+//! spans, messages and error metadata go through [`echo`], and an answer lists at most
+//! [`MAX_REPORTED_VIOLATIONS`] violations, so error trailers stay small whatever the
+//! input. This module never talks to Atlas and never allocates beyond the violations.
 use std::net::IpAddr;
 
 use crate::{
@@ -35,6 +38,34 @@ pub const MAX_REQUEST_ID_LEN: usize = 36;
 pub const MAX_DESC_CHARS: usize = 250;
 /// Most access list entries accepted in one call (a sanity bound on the request size).
 pub const MAX_ACCESS_LIST_IPS: usize = 1000;
+
+/// Longest caller value echoed whole (an org id is 24, a UUID 36 characters).
+pub const MAX_ECHO_CHARS: usize = 64;
+/// Violations listed in one answer at most; the rest are counted in a last entry.
+pub const MAX_REPORTED_VIOLATIONS: usize = 20;
+
+/// A caller-supplied value as the gateway may show it: at most [`MAX_ECHO_CHARS`]
+/// characters, else that many followed by `...` and the full size in bytes.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// The violations an answer lists: the first [`MAX_REPORTED_VIOLATIONS`], then one
+/// entry saying how many more there are.
+pub fn reported(mut violations: Vec<Violation>) -> Vec<Violation> {
+    if violations.len() > MAX_REPORTED_VIOLATIONS {
+        let more = violations.len() - (MAX_REPORTED_VIOLATIONS - 1);
+        violations.truncate(MAX_REPORTED_VIOLATIONS - 1);
+        violations.push(Violation::new(
+            "request",
+            format!("{more} more violations not listed; fix the ones above and retry"),
+        ));
+    }
+    violations
+}
 
 /// True for a 24-character lowercase hex id (`^[a-f0-9]{24}$`).
 pub fn is_org_id(s: &str) -> bool {
@@ -334,6 +365,21 @@ mod tests {
         req.page_size = -1;
         req.org_id = "nope".into();
         assert_eq!(fields(list_api_keys(&req)), ["org_id", "page_size"]);
+    }
+
+    #[test]
+    fn echoes_and_reports_are_bounded() {
+        assert_eq!(echo(ORG), ORG);
+        let long = echo(&"é".repeat(100_000));
+        assert!(long.chars().count() < MAX_ECHO_CHARS + 20, "{long}");
+        assert!(long.ends_with("... (200000 bytes)"), "{long}");
+        let many = vec![Violation::new("roles[0]", "bad"); 1000];
+        let shown = reported(many);
+        assert_eq!(shown.len(), MAX_REPORTED_VIOLATIONS);
+        assert!(shown[MAX_REPORTED_VIOLATIONS - 1]
+            .description
+            .starts_with("981 more"));
+        assert_eq!(reported(vec![Violation::new("a", "b")]).len(), 1);
     }
 
     #[test]

@@ -300,7 +300,7 @@ async fn a_slow_token_endpoint_is_deadline_exceeded_and_not_remembered() {
         let err = gw.client().create_link_token(req).await.unwrap_err();
         (gw, err)
     };
-    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     gw.client()
         .create_link_token(link_req(DEMO_ORG_ID))
         .await

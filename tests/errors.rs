@@ -431,3 +431,25 @@ async fn a_cancelled_call_drops_its_upstream_request() {
         .unwrap();
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_caller_deadline_is_capped_by_max_call_duration() {
+    let gw = Gateway::start_with(Default::default(), |c| {
+        c.max_call_duration = Duration::from_secs(1)
+    })
+    .await;
+    gw.emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 60_000 },
+    ));
+    // An hour-long deadline: without the ceiling the call would wait for Atlas's minute.
+    let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_secs(3600)));
+    let err = gw.client().create_link_token(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(
+        reason(&err),
+        "DEADLINE_EXCEEDED",
+        "the gateway's own answer"
+    );
+    gw.stop().await;
+}

@@ -305,6 +305,11 @@ async fn prometheus_metrics_on_their_own_port() {
         FaultAction::error(503, "SERVICE_UNAVAILABLE"),
     ));
     c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
+    let list = atlas_grpc_gateway::pb::ListApiKeysRequest {
+        org_id: DEMO_ORG_ID.into(),
+        ..Default::default()
+    };
+    c.list_api_keys(list).await.unwrap();
     let text = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .unwrap()
@@ -317,8 +322,10 @@ async fn prometheus_metrics_on_their_own_port() {
         r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok"} 2"#,
         r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument"} 1"#,
         r#"atlas_gateway_token_fetches_total{profile="default",outcome="ok"} 1"#,
-        // Cache hits per upstream attempt: 2nd create, delete, its retry.
-        r#"atlas_gateway_token_cache_hits_total{profile="default"} 3"#,
+        // Cache hits per upstream attempt: 2nd create, delete, its retry, list.
+        r#"atlas_gateway_token_cache_hits_total{profile="default"} 4"#,
+        r#"atlas_gateway_calls_total{method="ListApiKeys",code="Ok"} 1"#,
+        "atlas_gateway_upstream_duration_seconds_bucket{operation=\"listOrgApiKeys\",status=\"200\",le=",
         r#"atlas_gateway_upstream_retries_total{operation="deleteOrgLiveMigrationLinkTokens",reason="503"} 1"#,
         "atlas_gateway_upstream_duration_seconds_bucket{operation=\"createOrgLiveMigrationLinkToken\",status=\"201\",le=",
         "atlas_gateway_in_flight_calls",

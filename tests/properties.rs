@@ -17,7 +17,8 @@ use atlas_grpc_gateway::{
         Operation,
     },
     grpc::status::{code_for, proto_field_path, ErrorContext, Failure},
-    pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest},
+    page_token,
+    pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequest, ListApiKeysRequest},
     validate::{self, Violation, MAX_ACCESS_LIST_IPS, MAX_DESC_CHARS, MAX_REQUEST_ID_LEN},
 };
 use proptest::prelude::*;
@@ -178,6 +179,35 @@ fn camel(words: &[String]) -> String {
             }
         })
         .collect()
+}
+
+// ---------------------------------------------------------------- page tokens
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A token decodes to its page for its own org and size, and for no other.
+    #[test]
+    fn page_tokens_round_trip_and_stay_bound(size in 1u32..=500, page in 2u32.., other in 1u32..=500) {
+        let token = page_token::encode(ORG, size, page);
+        prop_assert_eq!(page_token::decode(&token, ORG, size), Ok(page));
+        prop_assert!(page_token::decode(&token, "0123456789abcdef01234567", size).is_err());
+        if other != size {
+            prop_assert!(page_token::decode(&token, ORG, other).is_err());
+        }
+    }
+
+    /// Arbitrary ListApiKeys requests: no panic; a page_token violation exactly when the
+    /// token is not one issued for this org and (effective) size.
+    #[test]
+    fn list_validation_is_total(org_id in any_string(), page_size in any::<i32>(), token in any_string()) {
+        let req = ListApiKeysRequest { org_id: org_id.clone(), page_size, page_token: token.clone() };
+        let got = fields(validate::list_api_keys(&req));
+        prop_assert_eq!(got.contains(&"page_size".to_string()), page_size < 0);
+        let token_ok = token.is_empty() || page_token::page_size(page_size)
+            .is_none_or(|size| page_token::decode(&token, &org_id, size).is_ok());
+        prop_assert_eq!(got.contains(&"page_token".to_string()), !token_ok);
+    }
 }
 
 // ---------------------------------------------------------------- validation

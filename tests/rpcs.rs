@@ -402,6 +402,57 @@ async fn idempotent_replay_never_crosses_callers() {
 }
 
 #[tokio::test]
+async fn over_long_caller_values_get_small_invalid_argument_answers() {
+    let gw = Gateway::start().await;
+    // A 200 kB org id once went whole into the span, the log and ErrorInfo.metadata: the
+    // trailers outgrew the client's limit and it saw its own RESOURCE_EXHAUSTED.
+    let err = gw
+        .client()
+        .create_link_token(link_req(&"a".repeat(200_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{:.200}", err.message());
+    assert_eq!(reason(&err), "INVALID_REQUEST");
+    assert!(meta(&err, "org_id").unwrap().len() < 100);
+
+    let profile = "p".repeat(8_000);
+    let req = with_meta(
+        link_req(DEMO_ORG_ID),
+        &[("x-atlas-profile", &profile)],
+        None,
+    );
+    let err = gw.client().create_link_token(req).await.unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::InvalidArgument, "UNKNOWN_PROFILE")
+    );
+    assert!(err.message().len() < 200, "{}", err.message());
+
+    // Thousands of bad entries: the first violations, then how many more.
+    let mut req = link_req(DEMO_ORG_ID);
+    req.access_list_ips = vec!["x".repeat(40); 1000];
+    let err = gw.client().create_link_token(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let violations = details(&err)
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    assert_eq!(violations.len(), 20);
+    assert!(
+        violations[19].description.contains("981 more"),
+        "{violations:?}"
+    );
+    let mut req = key_req(DEMO_ORG_ID);
+    req.roles = vec![999; 100_000];
+    let err = gw.client().create_api_key(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().len() < 4_000, "{}", err.message().len());
+    assert_eq!(gw.emulator.counters().total_requests(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_duplicates_wait_for_the_first_call() {
     let gw = Gateway::start().await;
     gw.emulator.inject(Fault::new(

@@ -56,6 +56,21 @@ pub struct ServeArgs {
     /// Upstream timeout when the caller sets no deadline (e.g. 30s).
     #[arg(long, env = "ATLAS_GATEWAY_REQUEST_TIMEOUT", hide_env_values = true)]
     pub request_timeout: Option<String>,
+    /// Ceiling on one call's time, retries included, whatever deadline the caller sets
+    /// (e.g. 5m).
+    #[arg(long, env = "ATLAS_GATEWAY_MAX_CALL_DURATION", hide_env_values = true)]
+    pub max_call_duration: Option<String>,
+    /// Serve on a non-loopback address without caller tokens or mTLS (anyone who can
+    /// reach it can mint Atlas API keys).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK",
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_unauthenticated_network: Option<bool>,
     /// Maximum concurrent gRPC calls before shedding load.
     #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY", hide_env_values = true)]
     pub max_concurrency: Option<usize>,
@@ -103,6 +118,8 @@ pub(super) struct FileConfig {
     pub(super) shutdown_grace: Option<String>,
     pub(super) idempotency_window: Option<String>,
     pub(super) request_timeout: Option<String>,
+    pub(super) max_call_duration: Option<String>,
+    pub(super) allow_unauthenticated_network: Option<bool>,
     pub(super) max_concurrency: Option<usize>,
     pub(super) max_response_bytes: Option<usize>,
     pub(super) tls: Option<TlsConfig>,

@@ -149,7 +149,10 @@ fn durations() {
     assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
     assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
     assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
-    for bad in ["", "s", "1d", "-1s", "1.5s"] {
+    assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+    for bad in ["", "s", "-1s", "99999999999999999999", "soon"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }

@@ -1,7 +1,11 @@
 //! `Call`: what every RPC shares from arrival to answer. It reads the per-call metadata
-//! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`), carries the tracing span, and at
+//! (`x-request-id`, `x-atlas-profile`, `grpc-timeout`; the time budget is the caller's
+//! deadline, else the default timeout, never above `max_call_duration`), carries the
+//! tracing span, and at
 //! the end writes the one log line and the metrics, turns a `Failure` into a `Status`,
-//! and returns the request id in response metadata.
+//! and returns the request id in response metadata. A call dropped before it finished
+//! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
+//! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -11,7 +15,7 @@ use tonic::{metadata::MetadataMap, Response, Status};
 use tracing::{field::Empty, Span};
 
 use super::status::{ErrorContext, Failure};
-use crate::{atlas::Operation, telemetry::metrics as m};
+use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const PROFILE_HEADER: &str = "x-atlas-profile";
@@ -37,6 +41,7 @@ pub struct Call {
     pub caller: Option<CallerIdentity>,
     pub span: Span,
     started: Instant,
+    finished: bool,
 }
 
 impl Call {
@@ -47,6 +52,7 @@ impl Call {
         org_id: &str,
         default_profile: &str,
         default_timeout: Duration,
+        max_duration: Duration,
     ) -> Self {
         let started = Instant::now();
         let request_id = metadata
@@ -55,19 +61,22 @@ impl Call {
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Caller values are bounded before they reach the span, logs or error details
+        // (an over-long one cannot name a profile nor pass validation anyway).
         let profile = metadata
             .get(PROFILE_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
-            .unwrap_or(default_profile)
-            .to_string();
+            .map_or_else(|| default_profile.to_string(), echo);
+        let org_id = echo(org_id);
         let timeout = metadata
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
-            .unwrap_or(default_timeout);
-        let span = tracing::info_span!("rpc", method, org_id, profile = %profile, request_id = %request_id,
+            .unwrap_or(default_timeout)
+            .min(max_duration);
+        let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
             code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
         m::call_started(method);
         Self {
@@ -76,19 +85,21 @@ impl Call {
             request_id,
             profile,
             deadline: started + timeout,
-            org_id: org_id.to_string(),
+            org_id,
             caller: None,
             span,
             started,
+            finished: false,
         }
     }
 
     /// Ends the call: logs, counts, and builds the gRPC answer.
     pub fn finish<T>(
-        self,
+        mut self,
         result: Result<T, Failure>,
         atlas_domain: &str,
     ) -> Result<Response<T>, Status> {
+        self.finished = true;
         let elapsed = self.started.elapsed();
         let (code, answer) = match result {
             Ok(v) => {
@@ -128,6 +139,20 @@ impl Call {
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
         answer
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let code_name = format!("{:?}", tonic::Code::Cancelled);
+        self.span.record("code", code_name.as_str());
+        tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "call cancelled by the caller before it finished");
+        m::call_finished(self.method, code_name, elapsed);
     }
 }
 
@@ -187,6 +212,7 @@ mod tests {
                 "o",
                 "default",
                 timeout,
+                Duration::from_secs(300),
             )
         };
         let mut md = MetadataMap::new();
@@ -203,5 +229,8 @@ mod tests {
         );
         let left = c.deadline - Instant::now();
         assert!(left <= Duration::from_millis(980), "{left:?}");
+        md.insert("grpc-timeout", "1H".parse().unwrap());
+        let left = begin(&md).deadline - Instant::now();
+        assert!(left <= Duration::from_secs(300), "capped: {left:?}");
     }
 }

@@ -34,6 +34,7 @@ pub struct GatewayService {
     atlas: Arc<AtlasClient>,
     default_profile: String,
     request_timeout: std::time::Duration,
+    max_call_duration: std::time::Duration,
     /// AIP-155 results of every RPC (each response encoded), keyed by profile, caller,
     /// method and request_id.
     replays: IdempotencyCache,
@@ -51,6 +52,7 @@ impl GatewayService {
             atlas,
             default_profile: config.default_profile.clone(),
             request_timeout: config.request_timeout,
+            max_call_duration: config.max_call_duration,
             replays: IdempotencyCache::new(config.idempotency_window),
             window: config.idempotency_window,
             permits: Semaphore::new(config.max_concurrency),
@@ -80,6 +82,7 @@ impl GatewayService {
             request.get_ref().org_id(),
             &self.default_profile,
             self.request_timeout,
+            self.max_call_duration,
         );
         call.caller = request.extensions().get::<CallerIdentity>().cloned();
         let result = match self.permits.try_acquire() {

@@ -17,7 +17,7 @@ use crate::{
         Operation,
     },
     idempotency::RequestIdReused,
-    validate::Violation,
+    validate::{self, Violation},
 };
 
 /// Active access tokens Atlas allows per service account.
@@ -92,6 +92,7 @@ impl Failure {
         let mut meta = HashMap::from([("org_id".to_string(), ctx.org_id.to_string())]);
         let (code, message, reason, domain) = match self {
             Failure::Invalid(violations) => {
+                let violations = validate::reported(violations);
                 let summary = violations
                     .iter()
                     .map(|v| format!("{}: {}", v.field, v.description))
