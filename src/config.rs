@@ -14,7 +14,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{secret::Secret, validate};
+use crate::{secret::Secret, store::StoreConfig, validate};
 
 mod profile;
 mod sources;
@@ -80,6 +80,9 @@ pub struct Profile {
     pub base_url: String,
     /// OAuth token endpoint.
     pub token_url: String,
+    /// RFC 7009 revocation endpoint: tokens minted without a shared store are revoked
+    /// there at graceful shutdown.
+    pub revoke_url: String,
     /// How the profile authenticates.
     pub credentials: Credentials,
     /// Orgs this profile may act on; `None` means any.
@@ -151,6 +154,8 @@ pub struct Config {
     pub default_profile: String,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Fleet mode: state shared through Redis; `None` keeps it in process.
+    pub shared_store: Option<StoreConfig>,
 }
 
 mod secs {
@@ -207,6 +212,17 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         Some(u) => Some(check_url("MONGODB_ATLAS_TOKEN_URL / --token-url", &u)?),
         None => None,
     };
+    let revoke_url = match args.revoke_url.clone().or(file.revoke_url) {
+        Some(u) => Some(check_url("MONGODB_ATLAS_REVOKE_URL / --revoke-url", &u)?),
+        None => None,
+    };
+    let shared_store = StoreConfig::from_settings(
+        args.shared_store.clone().or(file.shared_store),
+        args.shared_store_prefix
+            .clone()
+            .or(file.shared_store_prefix),
+    )
+    .map_err(ConfigError)?;
     let api_version = args
         .api_version
         .clone()
@@ -249,6 +265,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     let defaults = ProfileDefaults {
         base_url: &base_url,
         token_url: token_url.as_deref(),
+        revoke_url: revoke_url.as_deref(),
         client_id_flag: args.client_id.as_deref(),
     };
     let mut profiles = BTreeMap::new();
@@ -332,6 +349,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         caller_tokens,
         default_profile,
         profiles,
+        shared_store,
     })
 }
 

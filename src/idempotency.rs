@@ -26,11 +26,6 @@ use prost::Message;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
-/// A `request_id` came back with a different request. Callers turn it into their own
-/// error type (`E: From<RequestIdReused>`), so this module knows none of theirs.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RequestIdReused;
-
 /// Bytes of records kept at most, per cache (a CreateApiKey answer is about 300 bytes).
 const MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// Bookkeeping per record beyond its response (key, digest, cache entry).
@@ -42,6 +37,12 @@ pub type Digest = [u8; 32];
 /// Who is asking and for what: the record key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key(Digest);
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl Key {
     /// Hashes the scope of a `request_id`. `caller` is the identity the transport
@@ -71,16 +72,21 @@ pub struct Record {
 }
 
 /// A call in flight: later duplicates wait on its result.
-struct Pending<T> {
+struct Pending {
     digest: Digest,
-    result: OnceCell<T>,
+    result: OnceCell<Bytes>,
 }
 
-/// Remembers successful results by [`Key`].
-pub struct IdempotencyCache<T> {
+/// Remembers successful results (protobuf-encoded responses) by [`Key`].
+pub struct IdempotencyCache {
     records: Cache<Key, Arc<Record>>,
-    pending: Mutex<HashMap<Key, Arc<Pending<T>>>>,
+    pending: Mutex<HashMap<Key, Arc<Pending>>>,
 }
+
+/// A `request_id` came back with a different request. Callers turn it into their own
+/// error type (`E: From<RequestIdReused>`), so this module knows none of theirs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestIdReused;
 
 /// Whether a result was produced now or replayed from an earlier call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +97,7 @@ pub enum Outcome {
     Replayed,
 }
 
-impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
+impl IdempotencyCache {
     /// A cache that remembers successes for `window`.
     pub fn new(window: Duration) -> Self {
         Self::with_budget(window, MAX_BYTES)
@@ -112,10 +118,15 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
     }
 
     /// Runs `call` once per `key`; `digest` identifies the request itself.
-    pub async fn run<F, Fut, E>(&self, key: Key, digest: Digest, call: F) -> Result<(T, Outcome), E>
+    pub async fn run<F, Fut, E>(
+        &self,
+        key: Key,
+        digest: Digest,
+        call: F,
+    ) -> Result<(Bytes, Outcome), E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = Result<Bytes, E>>,
         E: From<RequestIdReused>,
     {
         if let Some(record) = self.records.get(&key).await {
@@ -153,7 +164,7 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
         }
         let record = Record {
             request_digest: digest,
-            response: value.encode_to_vec().into(),
+            response: value.clone(),
         };
         self.records.insert(key, Arc::new(record)).await;
         Ok((value.clone(), Outcome::Fresh))
@@ -167,28 +178,26 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
     }
 }
 
-fn replay<T: Message + Default, E: From<RequestIdReused>>(
+fn replay<E: From<RequestIdReused>>(
     record: &Record,
     digest: &Digest,
-) -> Result<(T, Outcome), E> {
+) -> Result<(Bytes, Outcome), E> {
     if &record.request_digest != digest {
         return Err(RequestIdReused.into());
     }
-    // The bytes were encoded from a T by this process (or a peer running this code).
-    let value = T::decode(record.response.clone()).map_err(|_| RequestIdReused)?;
-    Ok((value, Outcome::Replayed))
+    Ok((record.response.clone(), Outcome::Replayed))
 }
 
 /// Drops the in-flight entry when the call that ran it ends in any way (success: the
 /// record replaces it; failure or cancellation: nothing is remembered).
-struct Forget<'a, T> {
-    pending: &'a Mutex<HashMap<Key, Arc<Pending<T>>>>,
+struct Forget<'a> {
+    pending: &'a Mutex<HashMap<Key, Arc<Pending>>>,
     key: Key,
-    entry: &'a Arc<Pending<T>>,
+    entry: &'a Arc<Pending>,
     ran: &'a AtomicBool,
 }
 
-impl<T> Drop for Forget<'_, T> {
+impl Drop for Forget<'_> {
     fn drop(&mut self) {
         if !self.ran.load(Ordering::Relaxed) {
             return;
@@ -210,8 +219,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    type Resp = crate::pb::CreateLinkTokenResponse;
-
     /// A caller's error type: reuse, or a failed call.
     #[derive(Debug, PartialEq)]
     enum TestError {
@@ -225,10 +232,8 @@ mod tests {
         }
     }
 
-    fn resp(s: &str) -> Resp {
-        Resp {
-            link_token: s.into(),
-        }
+    fn resp(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
     }
 
     fn key(id: &str) -> Key {
@@ -237,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_once_replays_and_refuses_reuse() {
-        let cache = IdempotencyCache::<Resp>::new(Duration::from_secs(60));
+        let cache = IdempotencyCache::new(Duration::from_secs(60));
         let calls = AtomicU32::new(0);
         let call = || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -246,13 +251,13 @@ mod tests {
         let run = |d: u8| cache.run(key("k"), [d; 32], call);
         assert_eq!(run(1).await.unwrap(), (resp("t"), Outcome::Fresh));
         assert_eq!(run(1).await.unwrap(), (resp("t"), Outcome::Replayed));
-        assert_eq!(run(2).await, Err(TestError::Reused));
+        assert!(matches!(run(2).await, Err(TestError::Reused)));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn failures_are_not_remembered_even_with_another_request() {
-        let cache = IdempotencyCache::<Resp>::new(Duration::from_secs(60));
+        let cache = IdempotencyCache::new(Duration::from_secs(60));
         let r = cache
             .run(key("k"), [1; 32], || async { Err(TestError::Failed) })
             .await;
@@ -282,7 +287,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_bounded_in_bytes() {
-        let cache = IdempotencyCache::<Resp>::with_budget(Duration::from_secs(60), 64 * 1024);
+        let cache = IdempotencyCache::with_budget(Duration::from_secs(60), 64 * 1024);
         let big = "x".repeat(8 * 1024);
         for i in 0..100 {
             let r = cache

@@ -8,7 +8,8 @@
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
 //! reflection, TLS, shutdown, signals), [`idempotency`] (AIP-155), [`page_token`]
-//! (AIP-158), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
+//! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
+//! [`cli`] (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod otel;
 pub mod page_token;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 

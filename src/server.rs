@@ -19,6 +19,7 @@ use crate::{
     config::{CallerToken, Config},
     grpc::{call::CallerIdentity, service::GatewayService, status::GATEWAY_DOMAIN},
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
+    store::{redact_url, SharedStore},
     telemetry,
 };
 
@@ -43,6 +44,9 @@ pub enum ServeError {
     #[error("reflection setup failed: {0}")]
     /// Reflection could not be set up.
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The shared store could not be set up.
+    #[error("shared store setup failed: {0}")]
+    Store(String),
 }
 
 /// Serves until `shutdown` resolves, then drains for at most `config.shutdown_grace`.
@@ -51,8 +55,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let atlas = AtlasClient::new(&config)?;
-    let service = GatewayService::new(&config, atlas);
+    let store = match &config.shared_store {
+        Some(c) => Some(SharedStore::new(c).map_err(ServeError::Store)?),
+        None => None,
+    };
+    let atlas = AtlasClient::new(&config, store)?;
+    let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(SERVICE_NAME, ServingStatus::Serving)
@@ -97,7 +105,11 @@ pub async fn serve(
         let _ = drain_rx.wait_for(|d| *d).await;
     });
     tokio::pin!(server);
-    tracing::info!(listen = %listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
+    let shared_store = config
+        .shared_store
+        .as_ref()
+        .map(|s| redact_url(s.url.expose()));
+    tracing::info!(listen = %listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), shared_store = shared_store.as_deref().unwrap_or("none"), "serving");
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         () = shutdown => {}
@@ -117,6 +129,9 @@ pub async fn serve(
         Ok(result) => result?,
         Err(_) => tracing::warn!("grace period over; abandoning calls still in flight"),
     }
+    // Tokens minted here and not shared with a fleet: do not leave them counting
+    // against Atlas's active-token cap.
+    atlas.revoke_minted_tokens().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -101,6 +101,10 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
         "Calls served by a cached token"
     );
     ::metrics::describe_counter!(
+        "atlas_gateway_shared_store_errors_total",
+        "Shared store operations that failed or timed out (the call went on in process)"
+    );
+    ::metrics::describe_counter!(
         "atlas_gateway_digest_challenges_total",
         "Digest challenges answered"
     );
@@ -183,6 +187,12 @@ pub mod metrics {
         }
         let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
         ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
+            .increment(1);
+    }
+
+    /// A shared-store operation failed (Redis down, slow or refusing).
+    pub fn shared_store_error(operation: &'static str) {
+        ::metrics::counter!("atlas_gateway_shared_store_errors_total", "operation" => operation)
             .increment(1);
     }
 

@@ -21,15 +21,23 @@ use super::{
         describe_transport_error, read_capped, status_label, unreadable_reason, Answer, BodyError,
         HeaderFacts,
     },
-    retry::{retryable_status, Backoff, Idempotency},
+    retry::{is_rate_limit_code, retryable_status, Backoff, Idempotency},
     Operation,
 };
-use crate::{config::Config, config::Profile, otel::AtlasAttempt, telemetry::metrics as m};
+use crate::{
+    config::Config,
+    config::Profile,
+    otel::AtlasAttempt,
+    store::{cooldown::Cooldowns, ProfileStore, SharedStore},
+    telemetry::metrics as m,
+};
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
     /// The configured profile the call uses.
     pub profile: &'a str,
+    /// The org the call acts on (its Atlas 429 cool-down is per profile, org, operation).
+    pub org_id: &'a str,
     /// The call's request id (for log lines).
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
@@ -68,6 +76,8 @@ struct Upstream {
     base: reqwest::Url,
     auth: Authenticator,
     in_flight: Semaphore,
+    /// The profile's view of the shared store (fleet mode).
+    shared: Option<Arc<ProfileStore>>,
 }
 
 /// The Atlas Admin API client shared by all calls.
@@ -78,6 +88,7 @@ pub struct AtlasClient {
     media_type: header::HeaderValue,
     max_response_bytes: usize,
     backoff: Backoff,
+    cooldowns: Arc<Cooldowns>,
 }
 
 /// One call's authentication state across its attempts.
@@ -112,8 +123,12 @@ enum Step {
 }
 
 impl AtlasClient {
-    /// Builds the client and one authenticator per profile. No network I/O.
-    pub fn new(config: &Config) -> Result<Arc<Self>, reqwest::Error> {
+    /// Builds the client and one authenticator per profile; with a shared store, tokens,
+    /// idempotency records and cool-downs are shared with the fleet. No network I/O.
+    pub fn new(
+        config: &Config,
+        store: Option<Arc<SharedStore>>,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("atlas-grpc-gateway/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
@@ -125,12 +140,14 @@ impl AtlasClient {
             .profiles
             .values()
             .map(|p| {
-                let auth = Authenticator::new(&http, &p.name, &p.token_url, &p.credentials);
+                let shared = store.as_ref().map(|s| s.for_profile(p));
+                let auth = Authenticator::new(&http, p, shared.clone());
                 let upstream = Upstream {
                     profile: p.clone(),
                     base: reqwest::Url::parse(&p.base_url).expect("config validated the base URL"),
                     auth,
                     in_flight: Semaphore::new(p.max_in_flight),
+                    shared,
                 };
                 (p.name.clone(), upstream)
             })
@@ -145,7 +162,22 @@ impl AtlasClient {
             .expect("config validated the API version (YYYY-MM-DD)"),
             max_response_bytes: config.max_response_bytes,
             backoff: Backoff::default(),
+            cooldowns: Cooldowns::new(store.as_ref()),
         }))
+    }
+
+    /// The profile's view of the shared store, when the gateway has one.
+    pub fn shared(&self, profile: &str) -> Option<&ProfileStore> {
+        self.upstreams.get(profile)?.shared.as_deref()
+    }
+
+    /// Revokes the tokens this process minted (graceful stop without a shared store).
+    pub async fn revoke_minted_tokens(&self) {
+        for upstream in self.upstreams.values() {
+            if let Authenticator::OAuth(tokens) = &upstream.auth {
+                tokens.revoke_minted().await;
+            }
+        }
     }
 
     /// The profile named `name`, if configured.
@@ -163,6 +195,11 @@ impl AtlasClient {
             .upstreams
             .get(ctx.profile)
             .expect("the gRPC layer resolves profiles before calling Atlas");
+        let shared = upstream.shared.as_deref();
+        let cooldown = || Cooldowns::key(shared, ctx.profile, ctx.org_id, req.op.id());
+        if let Some(left) = self.cooldowns.remaining(cooldown) {
+            return Err(AtlasError::CoolingDown { retry_after: left });
+        }
         let _permit = timeout_at(ctx.deadline.into(), upstream.in_flight.acquire())
             .await
             .map_err(|_| AtlasError::Timeout)?
@@ -198,12 +235,18 @@ impl AtlasClient {
             match step {
                 Step::Done(answer) => return Ok(answer),
                 Step::Reauthenticate => {}
-                Step::Failed(error, Some(hint)) => {
-                    if !self.retry(ctx, req.op, &mut retries, hint).await {
+                Step::Failed(error, hint) => {
+                    if let Some(wait) = cools_down(&error) {
+                        self.cooldowns.start(shared, cooldown(), wait).await;
+                    }
+                    let retried = match hint {
+                        Some(hint) => self.retry(ctx, req.op, &mut retries, hint).await,
+                        None => false,
+                    };
+                    if !retried {
                         return Err(error);
                     }
                 }
-                Step::Failed(error, None) => return Err(error),
             }
         }
     }
@@ -370,6 +413,17 @@ fn transport_failure(op: Operation, e: &reqwest::Error, started: Instant) -> Ste
         reason: "unreachable",
     });
     Step::Failed(error, hint)
+}
+
+/// How long calls for the same (profile, org, operation) stay away from Atlas: Atlas
+/// rate-limited this one and said for how long.
+fn cools_down(error: &AtlasError) -> Option<Duration> {
+    match error {
+        AtlasError::Api(f) if f.status == 429 || f.error_code().is_some_and(is_rate_limit_code) => {
+            f.retry_after
+        }
+        _ => None,
+    }
 }
 
 /// A body that could not be read: cut short, or above the size cap.

@@ -60,6 +60,13 @@ pub enum AtlasError {
         /// `Retry-After`, when sent.
         retry_after: Option<Duration>,
     },
+    /// Atlas rate-limited this (profile, org, operation) a moment ago (on this replica
+    /// or, with a shared store, another): answered without calling Atlas.
+    #[error("Atlas rate-limited this operation for this org; cooling down")]
+    CoolingDown {
+        /// What is left of Atlas's `Retry-After`.
+        retry_after: Duration,
+    },
 }
 
 /// A non-2xx answer from Atlas.

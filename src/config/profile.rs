@@ -10,6 +10,7 @@ use crate::{secret::Secret, validate};
 pub(super) struct ProfileDefaults<'a> {
     pub(super) base_url: &'a str,
     pub(super) token_url: Option<&'a str>,
+    pub(super) revoke_url: Option<&'a str>,
     pub(super) client_id_flag: Option<&'a str>,
 }
 
@@ -28,6 +29,11 @@ pub(super) fn build_profile(
         (Some(u), _) => check_url(&format!("profiles.{name}.token_url"), &u)?,
         (None, Some(u)) => u.to_string(),
         (None, None) => format!("{base_url}/api/oauth/token"),
+    };
+    let revoke_url = match (fp.revoke_url, d.revoke_url) {
+        (Some(u), _) => check_url(&format!("profiles.{name}.revoke_url"), &u)?,
+        (None, Some(u)) => u.to_string(),
+        (None, None) => format!("{base_url}/api/oauth/revoke"),
     };
     // flag > environment > file. The default profile reads --client-id and the Atlas CLI
     // / Terraform variable names first (clap folds MONGODB_ATLAS_CLIENT_ID into the
@@ -115,6 +121,7 @@ pub(super) fn build_profile(
         name: name.to_string(),
         base_url,
         token_url,
+        revoke_url,
         credentials,
         allowed_org_ids: fp.allowed_org_ids,
         allowed_roles: fp.allowed_roles,

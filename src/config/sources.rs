@@ -83,6 +83,20 @@ pub struct ServeArgs {
     /// CA bundle (PEM) that caller certificates must chain to (enables mTLS).
     #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA", hide_env_values = true)]
     pub tls_client_ca: Option<PathBuf>,
+    /// Shared store for fleet mode: redis://[user:password@]host:port[/db] or rediss://...
+    /// Prefer the environment variable or the file: a flag value shows in `ps`.
+    #[arg(long, env = "ATLAS_GATEWAY_SHARED_STORE", hide_env_values = true)]
+    pub shared_store: Option<String>,
+    /// Namespace of this fleet's keys in the shared store (default atlas-gw).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_SHARED_STORE_PREFIX",
+        hide_env_values = true
+    )]
+    pub shared_store_prefix: Option<String>,
+    /// OAuth revocation URL (RFC 7009; default {base}/api/oauth/revoke).
+    #[arg(long, env = "MONGODB_ATLAS_REVOKE_URL", hide_env_values = true)]
+    pub revoke_url: Option<String>,
     /// Validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -97,6 +111,9 @@ pub(super) struct FileConfig {
     pub(super) log_format: Option<LogFormat>,
     pub(super) base_url: Option<String>,
     pub(super) token_url: Option<String>,
+    pub(super) revoke_url: Option<String>,
+    pub(super) shared_store: Option<String>,
+    pub(super) shared_store_prefix: Option<String>,
     pub(super) api_version: Option<String>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) idempotency_window: Option<String>,
@@ -119,6 +136,7 @@ pub(super) struct FileConfig {
 pub(super) struct FileProfile {
     pub(super) base_url: Option<String>,
     pub(super) token_url: Option<String>,
+    pub(super) revoke_url: Option<String>,
     pub(super) client_id: Option<String>,
     pub(super) client_id_env: Option<String>,
     pub(super) client_secret_env: Option<String>,

@@ -156,3 +156,44 @@ fn durations() {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn shared_store_from_env_or_file_printed_without_its_password() {
+    let args = ServeArgs {
+        shared_store: Some("rediss://gw:hunter2@redis.internal:6380/2".into()),
+        ..ServeArgs::default()
+    };
+    let c = load(&args, None, SA).unwrap();
+    let store = c.shared_store.as_ref().unwrap();
+    assert_eq!(store.prefix, "atlas-gw");
+    assert_eq!(
+        store.url.expose(),
+        "rediss://gw:hunter2@redis.internal:6380/2"
+    );
+    let shown = serde_json::to_string(&c).unwrap();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("rediss://gw:***@redis.internal:6380/2"),
+        "{shown}"
+    );
+    let file = "shared_store = \"redis://r:6379\"\nshared_store_prefix = \"team-a\"";
+    let c = load(&ServeArgs::default(), Some(file), SA).unwrap();
+    assert_eq!(c.shared_store.unwrap().prefix, "team-a");
+    assert!(load(&ServeArgs::default(), None, SA)
+        .unwrap()
+        .shared_store
+        .is_none());
+    for (url, prefix) in [
+        ("http://r:1", None),
+        ("redis://:pw@", None),
+        ("redis://r", Some("a{b}")),
+    ] {
+        let args = ServeArgs {
+            shared_store: Some(url.into()),
+            shared_store_prefix: prefix.map(String::from),
+            ..ServeArgs::default()
+        };
+        let e = load(&args, None, SA).unwrap_err().to_string();
+        assert!(!e.contains("pw@"), "{e}");
+    }
+}

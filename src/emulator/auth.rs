@@ -28,20 +28,8 @@ pub(crate) fn token_endpoint(
     body: &[u8],
     short_secs: Option<u64>,
 ) -> Response {
-    let config = &shared.config;
-    let client_ok = basic_credentials(headers)
-        .is_some_and(|(id, secret)| id == config.client_id && secret == config.client_secret);
-    if !client_ok {
-        let mut resp = oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Invalid client credentials",
-        );
-        resp.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"MongoDB Atlas\""),
-        );
-        return resp;
+    if let Some(refusal) = refuse_client(shared, headers) {
+        return refusal;
     }
     let form_type = headers
         .get(CONTENT_TYPE)
@@ -74,10 +62,13 @@ pub(crate) fn token_endpoint(
         }
     }
     let token = random_b64(32);
-    let lifetime = config.token_lifetime;
+    let lifetime = shared.config.token_lifetime;
     let valid_for = short_secs.map(Duration::from_secs).unwrap_or(lifetime);
     {
         let mut inner = shared.lock();
+        if let Some(refusal) = super::limits::admit_token_request(&mut inner) {
+            return refusal;
+        }
         inner.issue_token(token.clone(), valid_for);
         inner.counters.tokens_issued += 1;
     }
@@ -93,6 +84,27 @@ pub(crate) fn token_endpoint(
     );
     h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// `None` when `Authorization: Basic` carries the service account's credentials, else
+/// the 401 `invalid_client` to send.
+pub(crate) fn refuse_client(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let config = &shared.config;
+    let client_ok = basic_credentials(headers)
+        .is_some_and(|(id, secret)| id == config.client_id && secret == config.client_secret);
+    if client_ok {
+        return None;
+    }
+    let mut resp = oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "Invalid client credentials",
+    );
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"MongoDB Atlas\""),
+    );
+    Some(resp)
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -119,7 +131,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// `application/x-www-form-urlencoded` body → map (last value wins).
-fn parse_form(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn parse_form(body: &[u8]) -> HashMap<String, String> {
     let text = String::from_utf8_lossy(body);
     text.split('&')
         .filter(|pair| !pair.is_empty())

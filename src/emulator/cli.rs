@@ -24,6 +24,12 @@ pub struct EmulatorArgs {
     /// Digest algorithm of the API-key challenge.
     #[arg(long, value_enum, default_value = "md5")]
     pub digest_algorithm: DigestAlgorithm,
+    /// Token requests served per minute (Atlas: 10, later 50); more answer 429. Default: unlimited.
+    #[arg(long)]
+    pub token_rate_limit: Option<u32>,
+    /// Active (unexpired, unrevoked) tokens at once (Atlas: 100); one more answers 403.
+    #[arg(long)]
+    pub max_active_tokens: Option<u32>,
     /// A fault rule, as JSON (same shape as `POST /__emulator/faults`); repeatable.
     #[arg(long = "fault", value_name = "JSON", value_parser = parse_fault)]
     pub faults: Vec<Fault>,
@@ -38,6 +44,10 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
     let config = EmulatorConfig {
         token_lifetime: Duration::from_secs(args.token_lifetime),
         digest_algorithm: args.digest_algorithm,
+        limits: super::Limits {
+            token_requests_per_minute: args.token_rate_limit,
+            max_active_tokens: args.max_active_tokens,
+        },
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config, args.listen)

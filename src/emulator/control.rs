@@ -7,7 +7,9 @@
 //! - `POST /__emulator/faults` with one `Fault` or an array of them → `{"active_faults": n}`
 //! - `DELETE /__emulator/faults` → `{"active_faults": 0}`
 //! - `POST /__emulator/tokens/revoke` → `{"revoked": n}`
-//! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links, keys)
+//! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links,
+//!   keys; limits stay)
+//! - `GET /__emulator/limits` → [`Limits`]; `POST` one to replace them (absent = unlimited)
 //! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id","access_list"}], "active_tokens": n}`
 //!
 //! Control requests are not counted and never pass through fault rules.
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::faults::Fault;
+use super::limits::Limits;
 use super::response::{json_response, mark_emulated, JSON};
 use super::state::Shared;
 
@@ -38,6 +41,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/__emulator/tokens/revoke", post(revoke_tokens))
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/state", get(state))
+        .route("/__emulator/limits", get(get_limits).post(set_limits))
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -103,6 +107,25 @@ async fn revoke_tokens(State(shared): State<Arc<Shared>>) -> Response {
     reply(StatusCode::OK, json!({ "revoked": revoked }))
 }
 
+async fn get_limits(State(shared): State<Arc<Shared>>) -> Response {
+    let limits = shared.lock().limits;
+    reply(StatusCode::OK, json!(limits))
+}
+
+/// Replaces the limits: fields left out (or null) mean unlimited.
+async fn set_limits(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Limits>(&body) {
+        Ok(limits) => {
+            shared.lock().limits = limits;
+            reply(StatusCode::OK, json!(limits))
+        }
+        Err(e) => reply(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": format!("invalid limits: {e}") }),
+        ),
+    }
+}
+
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.lock().reset();
     reply(StatusCode::OK, json!({ "reset": true }))
@@ -129,6 +152,6 @@ pub(crate) fn snapshot(shared: &Shared) -> Value {
             json!({"org_id": k.org_id, "id": k.id, "access_list": access_list})
         })
         .collect();
-    let active_tokens = inner.tokens.keys().filter(|t| inner.token_valid(t)).count();
+    let active_tokens = inner.active_tokens();
     json!({ "links": links, "api_keys": api_keys, "active_tokens": active_tokens })
 }

@@ -49,6 +49,14 @@ pub struct Counters {
     pub link_tokens_deleted: u64,
     /// Successful API key creations.
     pub api_keys_created: u64,
+    /// Token requests refused with 429 by the token-request limit.
+    pub token_rate_limited: u64,
+    /// Token requests refused with 403 by the active-token cap.
+    pub token_limit_reached: u64,
+    /// Requests to `POST /api/oauth/revoke` with valid client credentials.
+    pub revoke_requests: u64,
+    /// Live tokens those requests revoked.
+    pub tokens_revoked: u64,
     /// Successful API key deletions.
     pub api_keys_deleted: u64,
     /// Access list entries added to API keys.

@@ -2,7 +2,8 @@
 //!
 //! It serves, on one loopback listener, what the gateway calls upstream (see
 //! `shared/atlas-openapi/EXCERPT.md`):
-//! - `POST /api/oauth/token` (OAuth 2.0 client credentials, HTTP Basic client auth),
+//! - `POST /api/oauth/token` (OAuth 2.0 client credentials, HTTP Basic client auth) and
+//!   `POST /api/oauth/revoke` (RFC 7009), with Atlas's service-account limits (`limits.rs`),
 //! - `POST` / `DELETE /api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens`,
 //! - `POST` / `GET /api/atlas/v2/orgs/{orgId}/apiKeys` (create; list, paginated),
 //! - `GET` / `DELETE /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`,
@@ -36,6 +37,7 @@ mod control;
 mod counters;
 mod digest;
 mod faults;
+mod limits;
 mod response;
 mod routes;
 mod state;
@@ -50,6 +52,7 @@ use tokio::task::JoinHandle;
 pub use cli::{run, EmulatorArgs};
 pub use counters::{Counters, RecordedRequest};
 pub use faults::{Fault, FaultAction, Route};
+pub use limits::Limits;
 
 /// Organization that exists in the default configuration; the demo credentials own it.
 pub const DEMO_ORG_ID: &str = "5f1a0c2b3d4e5f6a7b8c9d0e";
@@ -95,6 +98,8 @@ pub struct EmulatorConfig {
     pub digest_algorithm: DigestAlgorithm,
     /// After this a nonce is stale (401 with `stale=true`).
     pub nonce_lifetime: Duration,
+    /// Service-account limits (token requests per minute, active tokens); off by default.
+    pub limits: Limits,
 }
 
 impl Default for EmulatorConfig {
@@ -109,6 +114,7 @@ impl Default for EmulatorConfig {
             token_lifetime: Duration::from_secs(3600),
             digest_algorithm: DigestAlgorithm::Md5,
             nonce_lifetime: Duration::from_secs(300),
+            limits: Limits::default(),
         }
     }
 }
@@ -181,6 +187,22 @@ impl Emulator {
     /// Adds a fault rule (checked after the ones already there).
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().faults.push(fault);
+    }
+
+    /// Replaces the service-account limits.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().limits = limits;
+    }
+
+    /// Tokens issued, unexpired and unrevoked.
+    pub fn active_tokens(&self) -> usize {
+        self.shared.lock().active_tokens()
+    }
+
+    /// Every access token issued so far and still known (tests look for them in places
+    /// they must not be, such as a shared store).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().tokens.keys().cloned().collect()
     }
 
     /// Removes every fault rule.

@@ -33,6 +33,7 @@ pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
 const MAX_DRAIN: usize = 16 * 1024 * 1024;
 
 const TOKEN_PATH: &str = "/api/oauth/token";
+const REVOKE_PATH: &str = "/api/oauth/revoke";
 const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens";
 const API_KEYS: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys";
 const API_KEY: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}";
@@ -47,6 +48,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Token,
+    Revoke,
     CreateLinkToken,
     DeleteLinkToken,
     CreateApiKey,
@@ -72,7 +74,7 @@ impl Op {
             Op::DeleteApiKey => Route::DeleteApiKey,
             Op::CreateAccessList => Route::CreateApiKeyAccessList,
             Op::ListAccessList => Route::ListApiKeyAccessList,
-            Op::WrongMethod(_) | Op::Unknown => return None,
+            Op::Revoke | Op::WrongMethod(_) | Op::Unknown => return None,
         })
     }
 }
@@ -103,6 +105,14 @@ fn resolve(method: &Method, path: &str) -> Target {
         return target(
             pick(method, &[(Method::POST, Op::Token)], "POST"),
             TOKEN_PATH,
+            None,
+            None,
+        );
+    }
+    if path == REVOKE_PATH {
+        return target(
+            pick(method, &[(Method::POST, Op::Revoke)], "POST"),
+            REVOKE_PATH,
             None,
             None,
         );
@@ -228,6 +238,9 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
     };
     if op == Op::Token {
         return auth::token_endpoint(shared, &parts.headers, &body, short_token_secs);
+    }
+    if op == Op::Revoke {
+        return super::limits::revoke_endpoint(shared, &parts.headers, &body);
     }
     record(shared, &parts, &body);
     let path_and_query = parts

@@ -32,9 +32,12 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(config: EmulatorConfig, base_url: String) -> Shared {
         Shared {
+            inner: Mutex::new(Inner {
+                limits: config.limits,
+                ..Inner::default()
+            }),
             config,
             base_url,
-            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -108,12 +111,23 @@ pub(crate) struct Inner {
     /// The most recent Atlas API requests (at most `counters::RECORDED_MAX`).
     pub recorded: std::collections::VecDeque<RecordedRequest>,
     rate_window: Option<(Instant, u32)>,
+    /// Service-account limits in force (kept across resets: they are configuration).
+    pub limits: super::limits::Limits,
+    pub token_window: super::limits::TokenWindow,
 }
 
 impl Inner {
     /// Back to a fresh start: counters, faults, tokens, nonces, links and keys.
     pub fn reset(&mut self) {
+        let limits = self.limits;
         *self = Inner::default();
+        self.limits = limits;
+    }
+
+    /// Issued tokens that are neither expired nor revoked.
+    pub fn active_tokens(&self) -> usize {
+        let now = Instant::now();
+        self.tokens.values().filter(|e| **e > now).count()
     }
 
     pub fn issue_token(&mut self, token: String, valid_for: Duration) {

@@ -154,6 +154,7 @@ async fn fence(
     let unit = tokio::spawn(async move {
         let ctx = CallContext {
             profile: &profile,
+            org_id: &org_id,
             request_id: &request_id,
             deadline,
             trace: &trace,

@@ -18,13 +18,15 @@ use super::{
 };
 use crate::{
     atlas::client::{AtlasClient, CallContext},
+    atlas::error::AtlasError,
     config::{Config, Profile},
-    idempotency::{request_digest, IdempotencyCache, Key, Outcome},
+    idempotency::{request_digest, Digest, IdempotencyCache, Key, Outcome},
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
         DeleteLinkTokenRequest, DeleteLinkTokenResponse, ListApiKeysRequest, ListApiKeysResponse,
     },
+    store::{idem, ProfileStore},
 };
 
 /// The `atlas.gateway.v1.AtlasGateway` implementation.
@@ -35,7 +37,9 @@ pub struct GatewayService {
     max_call_duration: std::time::Duration,
     /// AIP-155 results of every RPC (each response encoded), keyed by profile, caller,
     /// method and request_id.
-    replays: IdempotencyCache<Bytes>,
+    replays: IdempotencyCache,
+    /// How long a `request_id` is remembered (also in the shared store).
+    window: std::time::Duration,
     /// Global bound on calls in progress; beyond it calls are shed at once.
     permits: Semaphore,
     /// Atlas host per profile, parsed once.
@@ -51,6 +55,7 @@ impl GatewayService {
             request_timeout: config.request_timeout,
             max_call_duration: config.max_call_duration,
             replays: IdempotencyCache::new(config.idempotency_window),
+            window: config.idempotency_window,
             permits: Semaphore::new(config.max_concurrency),
             domains: config
                 .profiles
@@ -104,6 +109,7 @@ impl GatewayService {
         let request_id = R::take_request_id(&mut req);
         let ctx = CallContext {
             profile: &call.profile,
+            org_id: &call.org_id,
             request_id: &call.request_id,
             deadline: call.deadline,
             trace: &call.trace,
@@ -115,9 +121,45 @@ impl GatewayService {
         let caller = call.caller.as_ref().map_or("", |c| &c.0);
         let key = Key::new(&call.profile, caller, call.method, &request_id);
         let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
-        let (bytes, outcome) = self.replays.run(key, request_digest(&req), fresh).await?;
+        let digest = request_digest(&req);
+        let (bytes, outcome) = match self.atlas.shared(&call.profile) {
+            Some(shared) => self.once_shared(shared, call, key, digest, fresh).await?,
+            None => self.replays.run(key, digest, fresh).await?,
+        };
         call.span.record("replayed", outcome == Outcome::Replayed);
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
+    }
+
+    /// AIP-155 across the fleet: the record lives in the shared store (see
+    /// `store::idem`); the in-process cache when the store cannot be used.
+    async fn once_shared<F, Fut>(
+        &self,
+        shared: &ProfileStore,
+        call: &Call,
+        key: Key,
+        digest: Digest,
+        fresh: F,
+    ) -> Result<(Bytes, Outcome), Failure>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, Failure>>,
+    {
+        let ran = idem::run_once(
+            shared,
+            key.as_ref(),
+            &digest,
+            self.window,
+            call.deadline,
+            fresh,
+        );
+        match ran.await {
+            Ok(idem::Shared::Ran(result)) => result.map(|b| (b, Outcome::Fresh)),
+            Ok(idem::Shared::Replayed(b)) => Ok((b, Outcome::Replayed)),
+            Ok(idem::Shared::Reused) => Err(Failure::RequestIdReused),
+            Ok(idem::Shared::OutcomeUnknown) => Err(Failure::RequestOutcomeUnknown),
+            Ok(idem::Shared::TimedOut) => Err(Failure::Atlas(AtlasError::Timeout)),
+            Err(fresh) => self.replays.run(key, digest, fresh).await,
+        }
     }
 
     /// The call's profile, with its RPC and org policy applied.

@@ -44,6 +44,9 @@ pub enum Failure {
     RequestIdReused,
     /// The gateway is draining or overloaded.
     Overloaded,
+    /// A replica stopped while running this `request_id` (shared store): the create may
+    /// or may not have reached Atlas, so it is not run again.
+    RequestOutcomeUnknown,
     /// Atlas (or the way to it) failed.
     Atlas(AtlasError),
     /// `CreateApiKey` created key `api_key_id`, but adding its access list failed with
@@ -157,6 +160,15 @@ impl Failure {
                     GATEWAY_DOMAIN,
                 )
             }
+            Failure::RequestOutcomeUnknown => {
+                let msg = "a gateway replica stopped while running this request_id, so the create may or may not exist in Atlas; check the org, then retry with a new request_id".to_string();
+                (
+                    Code::Aborted,
+                    msg,
+                    "REQUEST_OUTCOME_UNKNOWN".into(),
+                    GATEWAY_DOMAIN,
+                )
+            }
             Failure::Overloaded => {
                 d.set_retry_info(Some(Duration::from_secs(1)));
                 let msg = "the gateway is at its concurrency limit; retry shortly".to_string();
@@ -264,6 +276,16 @@ fn upstream(
             "the call's deadline ran out before Atlas answered".into(),
             "DEADLINE_EXCEEDED".into(),
         ),
+        AtlasError::CoolingDown { retry_after } => {
+            d.set_retry_info(Some(retry_after));
+            meta.insert("cooldown".into(), "true".into());
+            let msg = format!(
+                "Atlas rate-limited {} for this org a moment ago; not calling it again for {} s",
+                ctx.operation.id(),
+                retry_after.as_secs().max(1)
+            );
+            (Code::ResourceExhausted, msg, "RATE_LIMITED".into())
+        }
         e @ (AtlasError::CredentialsRejected { .. }
         | AtlasError::TokenLimitReached { .. }
         | AtlasError::TokenEndpointUnavailable { .. }

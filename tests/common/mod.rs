@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod process;
+pub mod redis_server;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -15,6 +16,7 @@ use atlas_grpc_gateway::{
         DeleteLinkTokenRequest, OrgRole,
     },
     server,
+    store::StoreConfig,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{transport::Channel, Request, Status};
@@ -32,8 +34,7 @@ pub struct Gateway {
     pub emulator: Emulator,
     pub addr: SocketAddr,
     pub client: AtlasGatewayClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    replica: Replica,
 }
 
 impl Gateway {
@@ -43,6 +44,34 @@ impl Gateway {
 
     pub async fn start_with(emu: EmulatorConfig, tweak: impl FnOnce(&mut Config)) -> Gateway {
         let emulator = Emulator::start(emu, loopback()).await.expect("emulator");
+        let replica = Replica::start(&emulator, tweak).await;
+        Gateway {
+            emulator,
+            addr: replica.addr,
+            client: replica.client(),
+            replica,
+        }
+    }
+
+    pub fn client(&self) -> AtlasGatewayClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn stop(self) {
+        self.replica.stop().await;
+    }
+}
+
+/// A gateway in front of an emulator it does not own: one replica of a fleet.
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub client: AtlasGatewayClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Replica {
+    pub async fn start(emulator: &Emulator, tweak: impl FnOnce(&mut Config)) -> Replica {
         let listener = TcpListener::bind(loopback()).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let mut config = dev_config(&emulator.base_url(), addr, "off");
@@ -57,8 +86,7 @@ impl Gateway {
             .expect("serve");
         });
         let client = AtlasGatewayClient::new(channel(addr).await);
-        Gateway {
-            emulator,
+        Replica {
             addr,
             client,
             stop: Some(stop),
@@ -66,16 +94,84 @@ impl Gateway {
         }
     }
 
+    /// A replica of the fleet that shares state through the store at `url`.
+    pub async fn with_store(emulator: &Emulator, url: &str) -> Replica {
+        let store = Self::store_config(url);
+        Self::start(emulator, |c| c.shared_store = store).await
+    }
+
+    /// The store at `url` with the default prefix.
+    pub fn store_config(url: &str) -> Option<StoreConfig> {
+        Some(StoreConfig {
+            url: atlas_grpc_gateway::secret::Secret::new(url),
+            prefix: "atlas-gw".into(),
+        })
+    }
+
     pub fn client(&self) -> AtlasGatewayClient<Channel> {
         self.client.clone()
     }
 
+    /// Graceful stop (drain, then revocation of minted tokens without a store).
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         let _ = self.task.await;
     }
+
+    /// Stops at once, like a killed process: nothing after this point runs.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Waits until the gateway at `addr` answers grpc.health.v1 SERVING.
+pub async fn wait_serving_at(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            if let Ok(r) = tonic_health::pb::health_client::HealthClient::new(ch)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+            {
+                if r.into_inner().status == 1 {
+                    return;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs futures concurrently (each on its own task) and collects their outputs in order.
+pub async fn join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }
 
 pub fn loopback() -> SocketAddr {

@@ -7,7 +7,10 @@ pub mod token_response;
 
 use std::sync::Arc;
 
-use crate::config::Credentials;
+use crate::{
+    config::{Credentials, Profile},
+    store::{token::TokenSlot, ProfileStore},
+};
 
 /// One profile's authenticator.
 pub enum Authenticator {
@@ -18,18 +21,22 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    /// The authenticator for a profile's credentials (no network I/O).
-    pub fn new(http: &reqwest::Client, profile: &str, token_url: &str, c: &Credentials) -> Self {
-        match c {
+    /// With `shared`, a service account's token is shared with the fleet.
+    pub fn new(http: &reqwest::Client, p: &Profile, shared: Option<Arc<ProfileStore>>) -> Self {
+        match &p.credentials {
             Credentials::ServiceAccount {
                 client_id,
                 client_secret,
             } => Authenticator::OAuth(oauth::TokenSource::new(
                 http.clone(),
-                profile,
-                token_url,
+                oauth::Endpoints {
+                    profile: &p.name,
+                    token_url: &p.token_url,
+                    revoke_url: &p.revoke_url,
+                },
                 client_id,
                 client_secret.clone(),
+                shared.map(TokenSlot::new),
             )),
             Credentials::ApiKey {
                 public_key,

@@ -10,10 +10,16 @@
 //! error and no token request is sent. The hot path takes no lock: a cache read and an
 //! atomic. It never logs the secret or the token, and no panic can leave the refresh
 //! flag set (a drop guard clears it).
+//!
+//! With a shared store the token is the fleet's (`fleet`); without one, tokens this
+//! process minted are revoked when it stops (`revoke`).
+mod fleet;
+mod revoke;
+
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -26,6 +32,7 @@ use crate::{
         retry::parse_retry_after,
     },
     secret::Secret,
+    store::token::TokenSlot,
     telemetry::metrics as m,
 };
 
@@ -43,6 +50,9 @@ pub struct AccessToken {
     expires_at: Instant,
     refresh_at: Instant,
     generation: u64,
+    /// The sealed value in the shared store, when the token is the fleet's: what a 401
+    /// compares before dropping it there.
+    shared: OnceLock<Vec<u8>>,
 }
 
 /// Token-endpoint failures, shareable between coalesced waiters.
@@ -119,6 +129,7 @@ pub struct TokenSource {
     /// Shared so the per-call metric label is a reference count, not a copy.
     profile: Arc<str>,
     token_url: String,
+    revoke_url: String,
     client_id: String,
     client_secret: Secret,
     cache: Cache<(), Arc<AccessToken>>,
@@ -127,6 +138,20 @@ pub struct TokenSource {
     refresh_not_before: Mutex<Option<Instant>>,
     last_forced_refresh: Mutex<Option<Instant>>,
     generation: AtomicU64,
+    /// The profile's token entries in the shared store (fleet mode).
+    slot: Option<TokenSlot>,
+    /// Unexpired tokens minted here and not shared, revoked at a graceful stop.
+    minted: Mutex<Vec<(Secret, Instant)>>,
+}
+
+/// Where one profile's tokens come from and go.
+pub struct Endpoints<'a> {
+    /// The profile's name (logs, metrics).
+    pub profile: &'a str,
+    /// The OAuth token endpoint.
+    pub token_url: &'a str,
+    /// The RFC 7009 revocation endpoint.
+    pub revoke_url: &'a str,
 }
 
 /// How long a failed background refresh waits before the next try when Atlas gives no
@@ -143,6 +168,8 @@ const TOKEN_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
 /// After any other failure (5xx, unreachable, refused): a short pause, jittered up to
 /// twice as long so a fleet that failed together does not ask again together.
 const FAILURE_SPACING: Duration = Duration::from_secs(1);
+/// How soon a replica looks again for the token a peer is refreshing.
+const PEER_REFRESH_RECHECK: Duration = Duration::from_secs(1);
 const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
@@ -150,15 +177,16 @@ impl TokenSource {
     /// A token source for one profile; the first token is fetched on first use.
     pub fn new(
         http: reqwest::Client,
-        profile: &str,
-        token_url: &str,
+        endpoints: Endpoints<'_>,
         client_id: &str,
         client_secret: Secret,
+        slot: Option<TokenSlot>,
     ) -> Arc<Self> {
         Arc::new(Self {
             http,
-            profile: Arc::from(profile),
-            token_url: token_url.to_string(),
+            profile: Arc::from(endpoints.profile),
+            token_url: endpoints.token_url.to_string(),
+            revoke_url: endpoints.revoke_url.to_string(),
             client_id: client_id.to_string(),
             client_secret,
             cache: Cache::builder()
@@ -170,6 +198,8 @@ impl TokenSource {
             refresh_not_before: Mutex::new(None),
             last_forced_refresh: Mutex::new(None),
             generation: AtomicU64::new(0),
+            slot,
+            minted: Mutex::new(Vec::new()),
         })
     }
 
@@ -178,7 +208,7 @@ impl TokenSource {
         if let Some(token) = self.cache.get(&()).await {
             m::token_cache_hit(&self.profile);
             if Instant::now() >= token.refresh_at {
-                self.refresh_in_background();
+                self.refresh_in_background(&token);
             }
             return Ok(token);
         }
@@ -193,7 +223,7 @@ impl TokenSource {
             return Err(AtlasError::from(&remembered));
         }
         self.cache
-            .try_get_with((), self.fetch())
+            .try_get_with((), self.obtain())
             .await
             .map_err(|e| AtlasError::from(e.as_ref()))
     }
@@ -231,10 +261,34 @@ impl TokenSource {
                 }
             })
             .await;
+        if let (Some(slot), Some(sealed)) = (&self.slot, rejected.shared.get()) {
+            // Compare-and-delete: a storm of 401s on one token drops it once, fleet-wide.
+            let _ = slot.invalidate(sealed).await;
+        }
         true
     }
 
-    fn refresh_in_background(self: &Arc<Self>) {
+    /// A token for a cold cache: the fleet's with a store, else a fetch of our own.
+    async fn obtain(&self) -> Result<Arc<AccessToken>, TokenError> {
+        match &self.slot {
+            Some(slot) => self.obtain_shared(slot).await,
+            None => self.fetch().await,
+        }
+    }
+
+    /// A refreshed token; `None` when a peer is refreshing the fleet's (look again soon).
+    async fn refresh(&self, current: &AccessToken) -> Result<Option<Arc<AccessToken>>, TokenError> {
+        match &self.slot {
+            Some(slot) => self.refresh_shared(slot, current).await,
+            None => self.fetch().await.map(Some),
+        }
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, current: &Arc<AccessToken>) {
         let now = Instant::now();
         if let Some(not_before) = *self.refresh_not_before.lock().expect("not poisoned") {
             if now < not_before {
@@ -245,10 +299,18 @@ impl TokenSource {
             return;
         }
         let this = Arc::clone(self);
+        let old = Arc::clone(current);
         tokio::spawn(async move {
             let _clear = ClearOnDrop(&this.refreshing);
-            match this.fetch().await {
-                Ok(token) => this.cache.insert((), token).await,
+            match this.refresh(&old).await {
+                Ok(Some(token)) => {
+                    this.cache.insert((), token).await;
+                    this.retire(old);
+                }
+                Ok(None) => {
+                    *this.refresh_not_before.lock().expect("not poisoned") =
+                        Some(Instant::now() + PEER_REFRESH_RECHECK);
+                }
                 Err(e) => {
                     let wait = match &e {
                         TokenError::RateLimited { retry_after } => {
@@ -303,8 +365,9 @@ impl TokenSource {
         };
         m::token_fetch(&self.profile, outcome, started.elapsed());
         tracing::debug!(profile = %self.profile, outcome, elapsed_ms = started.elapsed().as_millis() as u64, "token fetch");
-        if let Err(e) = &result {
-            self.remember(e);
+        match &result {
+            Ok(token) => self.remember_minted(token),
+            Err(e) => self.remember(e),
         }
         result
     }
@@ -312,15 +375,8 @@ impl TokenSource {
     async fn request_token(&self) -> Result<Arc<AccessToken>, TokenError> {
         let unavailable = |detail: String| TokenError::Unavailable { detail };
         let resp = self
-            .http
-            .post(&self.token_url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .client_post(&self.token_url, "grant_type=client_credentials".into())
             .header(reqwest::header::ACCEPT, "application/json")
-            .body("grant_type=client_credentials")
             .timeout(TOKEN_FETCH_TIMEOUT)
             .send()
             .await
@@ -353,6 +409,18 @@ impl TokenSource {
         }
     }
 
+    /// A form POST to the OAuth service (token, revoke) with HTTP Basic client auth.
+    fn client_post(&self, url: &str, body: String) -> reqwest::RequestBuilder {
+        self.http
+            .post(url)
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+    }
+
     /// The cached form of a token; `lifetime` is already clamped, and the arithmetic is
     /// checked anyway (an `Instant` near the end of its range must not panic).
     fn new_token(&self, t: Issued) -> Result<AccessToken, TokenError> {
@@ -372,7 +440,8 @@ impl TokenSource {
             proven: AtomicBool::new(false),
             expires_at: at(lifetime - skew)?,
             refresh_at: at(lifetime - skew - margin)?,
-            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            generation: self.next_generation(),
+            shared: OnceLock::new(),
         })
     }
 }
