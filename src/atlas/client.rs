@@ -103,7 +103,7 @@ impl AtlasClient {
         let body = serde_json::to_vec(&models::TargetOrgRequest { access_list_ips })
             .expect("serializable");
         let answer = self
-            .execute(ctx, Operation::CreateLinkToken, org_id, Some(body.into()))
+            .boxed_execute(ctx, Operation::CreateLinkToken, org_id, Some(body.into()))
             .await?;
         let parsed: models::TargetOrg = parse_success(&answer, "a TargetOrg with linkToken")?;
         Ok(parsed.link_token)
@@ -115,7 +115,7 @@ impl AtlasClient {
         ctx: &CallContext<'_>,
         org_id: &str,
     ) -> Result<(), AtlasError> {
-        self.execute(ctx, Operation::DeleteLinkToken, org_id, None)
+        self.boxed_execute(ctx, Operation::DeleteLinkToken, org_id, None)
             .await
             .map(drop)
     }
@@ -131,9 +131,22 @@ impl AtlasClient {
         let body = serde_json::to_vec(&models::CreateAtlasOrganizationApiKey { desc, roles })
             .expect("serializable");
         let answer = self
-            .execute(ctx, Operation::CreateApiKey, org_id, Some(body.into()))
+            .boxed_execute(ctx, Operation::CreateApiKey, org_id, Some(body.into()))
             .await?;
         parse_success(&answer, "an ApiKeyUserDetails")
+    }
+
+    /// [`Self::execute`] on the heap: its future (the HTTP exchange, retries, auth) is
+    /// large, and each async layer above would otherwise hold and move a copy of it; boxed
+    /// once here, those layers stay small and tonic's per-call box copies little.
+    async fn boxed_execute(
+        &self,
+        ctx: &CallContext<'_>,
+        op: Operation,
+        org_id: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer, AtlasError> {
+        Box::pin(self.execute(ctx, op, org_id, body)).await
     }
 
     async fn execute(
