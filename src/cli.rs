@@ -15,10 +15,12 @@ use crate::{
 #[command(name = "atlas-grpc-gateway", version, about)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands.
 pub enum Command {
     /// Run the gateway against Atlas.
     Serve(Box<ServeArgs>),
@@ -31,6 +33,7 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+/// Arguments of `healthcheck`.
 pub struct HealthcheckArgs {
     /// Gateway address; 0.0.0.0 / [::] mean the local loopback.
     #[arg(long, env = "ATLAS_GATEWAY_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
@@ -62,6 +65,7 @@ pub struct HealthcheckArgs {
         hide_env_values = true,
         requires = "tls_cert"
     )]
+    /// Client key for mTLS (with --tls-cert).
     pub tls_key: Option<std::path::PathBuf>,
 }
 
@@ -111,12 +115,31 @@ async fn serve(args: ServeArgs) -> ExitCode {
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
     let logs = telemetry::init_tracing(config.log_format);
+    // Signal handlers first: a signal from the moment the process can be seen is caught,
+    // and the second one reaches the same stream as the first.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(addr) = config.metrics_listen {
-        if let Err(e) = telemetry::init_metrics(addr) {
+        match telemetry::init_metrics(addr).await {
+            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
+            Err(e) => {
+                eprintln!("atlas-grpc-gateway: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    let traces = match crate::otel::init() {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("atlas-grpc-gateway: {e}");
             return ExitCode::from(EX_USAGE);
         }
-    }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -130,15 +153,16 @@ pub async fn run_gateway(config: Config) -> ExitCode {
     let logs = std::sync::Arc::new(logs);
     let second = std::sync::Arc::clone(&logs);
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.next().await;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.next().await;
             second.flush();
             eprintln!("atlas-grpc-gateway: second signal, exiting now");
             std::process::exit(130);
         });
     };
     let served = server::serve(config, listener, shutdown).await;
+    traces.shutdown().await;
     logs.flush();
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,20 +173,39 @@ pub async fn run_gateway(config: Config) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT as one stream of events, registered once.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the SIGTERM and SIGINT handlers.
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Resolves on the next SIGTERM or SIGINT.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {

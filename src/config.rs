@@ -16,13 +16,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::{secret::Secret, validate};
 
+mod profile;
 mod sources;
+use profile::{build_profile, ProfileDefaults};
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
 use sources::{FileConfig, FileProfile};
 
+/// Atlas's public base URL.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
+/// The Atlas API version the operations use.
 pub const DEFAULT_API_VERSION: &str = "2023-01-01";
+/// Where the gateway listens by default (loopback: a sidecar).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// The profile used when a call names none.
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// A configuration problem, phrased as what to fix.
@@ -51,12 +57,16 @@ pub enum LogFormat {
 pub enum Credentials {
     /// OAuth2 client credentials (service account). Recommended by Atlas.
     ServiceAccount {
+        /// The service account's client id.
         client_id: String,
+        /// The service account's client secret.
         client_secret: Secret,
     },
     /// HTTP Digest with a programmatic API key pair (legacy).
     ApiKey {
+        /// The API key's public key.
         public_key: String,
+        /// The API key's private key.
         private_key: Secret,
     },
 }
@@ -64,9 +74,13 @@ pub enum Credentials {
 /// One named set of credentials and policy, chosen per call with `x-atlas-profile`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Profile {
+    /// The profile's name (`x-atlas-profile`).
     pub name: String,
+    /// Atlas base URL.
     pub base_url: String,
+    /// OAuth token endpoint.
     pub token_url: String,
+    /// How the profile authenticates.
     pub credentials: Credentials,
     /// Orgs this profile may act on; `None` means any.
     pub allowed_org_ids: Option<BTreeSet<String>>,
@@ -80,25 +94,34 @@ pub struct Profile {
 /// caller's identity in logs and idempotency records.
 #[derive(Clone, Debug, Serialize)]
 pub struct CallerToken {
+    /// The environment variable the token came from.
     pub name: String,
+    /// The token.
     pub token: Secret,
 }
 
 /// TLS for the gRPC listener. With `client_ca`, callers must present a certificate (mTLS).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TlsConfig {
+    /// Server certificate chain (PEM).
     pub cert: PathBuf,
+    /// Server private key (PEM).
     pub key: PathBuf,
     #[serde(default)]
+    /// CA that signs caller certificates (mTLS).
     pub client_ca: Option<PathBuf>,
 }
 
 /// Everything the gateway needs, validated.
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
+    /// gRPC listen address.
     pub listen: SocketAddr,
+    /// Prometheus listen address; `None` when off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Log line format.
     pub log_format: LogFormat,
+    /// Atlas API version (`YYYY-MM-DD`).
     pub api_version: String,
     /// Upper bound for one upstream call when the caller sets no deadline.
     #[serde(with = "secs")]
@@ -109,17 +132,22 @@ pub struct Config {
     /// Serve a non-loopback address without caller authentication (explicit opt-out).
     pub allow_unauthenticated_network: bool,
     #[serde(with = "secs")]
+    /// How long in-flight calls may finish after SIGTERM.
     pub shutdown_grace: Duration,
     #[serde(with = "secs")]
+    /// How long a `request_id` is remembered (AIP-155).
     pub idempotency_window: Duration,
     /// Concurrent gRPC calls served before new ones are shed with RESOURCE_EXHAUSTED.
     pub max_concurrency: usize,
     /// Largest upstream response body read, in bytes.
     pub max_response_bytes: usize,
+    /// TLS (and mTLS) for the listener; `None`: plaintext.
     pub tls: Option<TlsConfig>,
     /// Static bearer tokens callers must present (`authorization: Bearer ...`); empty = off.
     pub caller_tokens: Vec<CallerToken>,
+    /// The profile used when a call names none.
     pub default_profile: String,
+    /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -302,113 +330,6 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         caller_tokens,
         default_profile,
         profiles,
-    })
-}
-
-struct ProfileDefaults<'a> {
-    base_url: &'a str,
-    token_url: Option<&'a str>,
-    client_id_flag: Option<&'a str>,
-}
-
-fn build_profile(
-    name: &str,
-    fp: FileProfile,
-    d: &ProfileDefaults<'_>,
-    env: &dyn Env,
-) -> Result<Profile, ConfigError> {
-    let is_default = name == DEFAULT_PROFILE;
-    let base_url = match fp.base_url {
-        Some(u) => check_url(&format!("profiles.{name}.base_url"), &u)?,
-        None => d.base_url.to_string(),
-    };
-    let token_url = match (fp.token_url, d.token_url) {
-        (Some(u), _) => check_url(&format!("profiles.{name}.token_url"), &u)?,
-        (None, Some(u)) => u.to_string(),
-        (None, None) => format!("{base_url}/api/oauth/token"),
-    };
-    // flag > environment > file. The default profile reads --client-id and the Atlas CLI
-    // / Terraform variable names first (clap folds MONGODB_ATLAS_CLIENT_ID into the
-    // flag), then its file settings; other profiles have only their file settings.
-    let standard = |names: &[&str]| -> Option<String> {
-        is_default
-            .then(|| names.iter().find_map(|v| env.var(v)))
-            .flatten()
-    };
-    let file_env = |var: &Option<String>| var.as_deref().and_then(|v| env.var(v));
-    let client_id = is_default
-        .then(|| d.client_id_flag.map(String::from))
-        .flatten()
-        .or_else(|| standard(&["MONGODB_ATLAS_CLIENT_ID"]))
-        .or(fp.client_id)
-        .or_else(|| file_env(&fp.client_id_env));
-    let client_secret =
-        standard(&["MONGODB_ATLAS_CLIENT_SECRET"]).or_else(|| file_env(&fp.client_secret_env));
-    let public_key = standard(&["MONGODB_ATLAS_PUBLIC_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY"])
-        .or(fp.public_key)
-        .or_else(|| file_env(&fp.public_key_env));
-    let private_key = standard(&["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PRIVATE_KEY"])
-        .or_else(|| file_env(&fp.private_key_env));
-    let hint = if is_default {
-        "set MONGODB_ATLAS_CLIENT_ID and MONGODB_ATLAS_CLIENT_SECRET (service account) or MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (API key)".to_string()
-    } else {
-        format!("set client_id(_env) and client_secret_env, or public_key(_env) and private_key_env, under [profiles.{name}]")
-    };
-    // A service account wins when both kinds are complete (it is Atlas's recommended method).
-    let credentials = match (client_id, client_secret, public_key, private_key) {
-        (Some(id), Some(secret), _, _) => Credentials::ServiceAccount {
-            client_id: id,
-            client_secret: Secret::new(secret),
-        },
-        (_, _, Some(public), Some(private)) => Credentials::ApiKey {
-            public_key: public,
-            private_key: Secret::new(private),
-        },
-        (Some(_), None, _, _) => {
-            return err(format!(
-                "profile {name:?}: a client id is set but no client secret; {hint}"
-            ))
-        }
-        (None, Some(_), _, _) => {
-            return err(format!(
-                "profile {name:?}: a client secret is set but no client id; {hint}"
-            ))
-        }
-        (_, _, Some(_), None) | (_, _, None, Some(_)) => {
-            return err(format!(
-                "profile {name:?}: API keys need both a public and a private key; {hint}"
-            ))
-        }
-        _ => return err(format!("profile {name:?} has no Atlas credentials; {hint}")),
-    };
-    if let Some(orgs) = &fp.allowed_org_ids {
-        if let Some(bad) = orgs.iter().find(|o| !validate::is_org_id(o)) {
-            return err(format!(
-                "profiles.{name}.allowed_org_ids: {bad:?} is not a 24-hex org id"
-            ));
-        }
-    }
-    if let Some(roles) = &fp.allowed_roles {
-        if let Some(bad) = roles
-            .iter()
-            .find(|r| crate::pb::OrgRole::from_str_name(r).is_none_or(|v| v as i32 == 0))
-        {
-            return err(format!(
-                "profiles.{name}.allowed_roles: {bad:?} is not an Atlas org role (e.g. ORG_MEMBER)"
-            ));
-        }
-    }
-    Ok(Profile {
-        name: name.to_string(),
-        base_url,
-        token_url,
-        credentials,
-        allowed_org_ids: fp.allowed_org_ids,
-        allowed_roles: fp.allowed_roles,
-        max_in_flight: positive(
-            &format!("profiles.{name}.max_in_flight"),
-            fp.max_in_flight.unwrap_or(256),
-        )?,
     })
 }
 

@@ -61,6 +61,7 @@ pub fn request_digest(request: &impl Message) -> Digest {
 /// What is remembered of one successful call.
 #[derive(Clone, Debug)]
 pub struct Record {
+    /// SHA-256 of the request, to tell a replay from a reuse.
     pub request_digest: Digest,
     /// The protobuf-encoded response.
     pub response: Bytes,
@@ -81,11 +82,14 @@ pub struct IdempotencyCache<T> {
 /// Whether a result was produced now or replayed from an earlier call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Produced by this call.
     Fresh,
+    /// Replayed from an earlier call with the same `request_id`.
     Replayed,
 }
 
 impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
+    /// A cache that remembers successes for `window`.
     pub fn new(window: Duration) -> Self {
         Self::with_budget(window, MAX_BYTES)
     }
@@ -156,8 +160,9 @@ impl<T: Message + Default + Clone + Send + Sync + 'static> IdempotencyCache<T> {
         Ok((value.clone(), Outcome::Fresh))
     }
 
-    /// Bytes currently held by records (for tests and metrics).
-    pub async fn weighted_size(&self) -> u64 {
+    /// Bytes currently held by records.
+    #[cfg(test)]
+    async fn weighted_size(&self) -> u64 {
         self.records.run_pending_tasks().await;
         self.records.weighted_size()
     }

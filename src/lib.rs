@@ -5,8 +5,9 @@
 //! response) → [`validate`] (all checks, all violations) → [`atlas`] (client,
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
-//! (tracing, metrics), [`server`] (health, reflection, TLS, shutdown), [`idempotency`]
-//! (AIP-155), [`secret`] (redaction), [`cli`] (subcommands). [`emulator`] is a dev/test
+//! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
+//! reflection, TLS, shutdown), [`idempotency`] (AIP-155), [`secret`] (redaction), [`cli`]
+//! (subcommands). [`emulator`] is a dev/test
 //! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
 pub mod atlas;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
+pub mod otel;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
@@ -22,7 +24,7 @@ pub mod validate;
 
 /// Generated protobuf types and the tonic service/client for `atlas.gateway.v1`.
 pub mod pb {
-    #![allow(missing_docs, clippy::all)]
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("atlas.gateway.v1");
 
     /// Encoded descriptor set (with source info) for server reflection.

@@ -27,12 +27,16 @@ pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot build the Atlas HTTP client: {0}")]
+    /// The Atlas HTTP client could not be built.
     Client(#[from] reqwest::Error),
     #[error("TLS setup failed: {0}")]
+    /// Certificates or keys could not be loaded.
     Tls(String),
     #[error("gRPC server failed: {0}")]
+    /// The gRPC transport failed.
     Transport(#[from] tonic::transport::Error),
     #[error("reflection setup failed: {0}")]
+    /// Reflection could not be set up.
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
@@ -81,12 +85,14 @@ pub async fn serve(
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
     // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
     // on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+    // The bound address (the configured one, or the port the OS chose for port 0).
+    let listen = listener.local_addr().unwrap_or(config.listen);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = router.serve_with_incoming_shutdown(incoming, async move {
         let _ = drain_rx.wait_for(|d| *d).await;
     });
     tokio::pin!(server);
-    tracing::info!(listen = %config.listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
+    tracing::info!(listen = %listen, profiles = ?config.profiles.keys().collect::<Vec<_>>(), "serving");
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         () = shutdown => {}
@@ -132,6 +138,7 @@ pub struct CallerAuth {
 }
 
 impl CallerAuth {
+    /// Checks callers against these tokens.
     pub fn new(tokens: Vec<CallerToken>) -> Self {
         Self {
             tokens: Arc::new(tokens),

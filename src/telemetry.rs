@@ -45,18 +45,42 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
     guard
 }
 
-/// Starts the Prometheus exporter (`GET /metrics`) on `addr`.
-pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
+/// Installs the Prometheus recorder and serves `GET /metrics` on `addr` (port 0: any
+/// free port). Returns the bound address, which the caller logs.
+pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const LATENCY_BUCKETS: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("cannot start the metrics listener on {addr}: {e}");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| cannot(&e))?;
+    let bound = listener.local_addr().map_err(|e| cannot(&e))?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .and_then(|b| b.install())
-        .map_err(|e| format!("cannot start the metrics listener on {addr}: {e}"))?;
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| cannot(&e))?;
+    // Histograms are drained by upkeep; the exporter's own listener used to do it.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     metrics::enable();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(handle.render())),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    });
     ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
     ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
     ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
@@ -80,7 +104,7 @@ pub fn init_metrics(addr: SocketAddr) -> Result<(), String> {
         "atlas_gateway_digest_challenges_total",
         "Digest challenges answered"
     );
-    Ok(())
+    Ok(bound)
 }
 
 /// Recording functions (no-ops until the exporter is installed).
@@ -105,6 +129,7 @@ pub mod metrics {
         !ON.load(Ordering::Relaxed)
     }
 
+    /// A call started.
     pub fn call_started(method: &'static str) {
         if off() {
             return;
@@ -124,6 +149,7 @@ pub mod metrics {
             .record(elapsed.as_secs_f64());
     }
 
+    /// One Atlas HTTP attempt ended with `status`.
     pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
         if off() {
             return;
@@ -132,6 +158,7 @@ pub mod metrics {
             .record(elapsed.as_secs_f64());
     }
 
+    /// An Atlas call is retried for `reason`.
     pub fn upstream_retry(operation: &'static str, reason: &'static str) {
         if off() {
             return;
@@ -139,6 +166,7 @@ pub mod metrics {
         ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
     }
 
+    /// A token request ended with `outcome`.
     pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
         if off() {
             return;
@@ -158,6 +186,7 @@ pub mod metrics {
             .increment(1);
     }
 
+    /// A Digest challenge was answered.
     pub fn digest_challenge(profile: &str) {
         if off() {
             return;

@@ -13,7 +13,9 @@ use crate::pb::{CreateApiKeyRequest, CreateLinkTokenRequest, DeleteLinkTokenRequ
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The field's proto path (`access_list_ips[1]`).
     pub field: String,
+    /// What is wrong and what is allowed.
     pub description: String,
 }
 

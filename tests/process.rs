@@ -4,6 +4,7 @@
 mod common;
 
 use std::{
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -12,60 +13,77 @@ use atlas_grpc_gateway::{
     emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY},
     pb::atlas_gateway_client::AtlasGatewayClient,
 };
-use common::*;
+use common::{process::*, *};
 use tonic::Code;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// The gateway command: loopback port 0 (the OS picks a free port, which the gateway
+/// logs), JSON logs to a file (a pipe nobody reads would block the child), and the
+/// service-account credentials.
+fn gateway_cmd(emulator: &Emulator, log: &Path) -> Command {
+    let mut cmd = bare_gateway_cmd(emulator, log);
+    cmd.env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
+        .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET);
+    cmd
 }
 
-/// The gateway command; stderr goes to a file (a pipe nobody reads would block the child).
-fn gateway_cmd(emulator: &Emulator, addr: std::net::SocketAddr, log: &std::path::Path) -> Command {
+/// The gateway command without Atlas credentials.
+fn bare_gateway_cmd(emulator: &Emulator, log: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .env_clear()
         .env("MONGODB_ATLAS_BASE_URL", emulator.base_url())
-        .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
-        .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-        .env("ATLAS_GATEWAY_LISTEN", addr.to_string())
+        .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("ATLAS_GATEWAY_LOG_FORMAT", "json")
         .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
     cmd
 }
 
-fn log_file() -> (tempfile::TempDir, std::path::PathBuf) {
+fn log_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.log");
     (dir, path)
 }
 
-async fn wait_serving(addr: std::net::SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            if let Ok(r) = HealthClient::new(ch)
-                .check(HealthCheckRequest::default())
-                .await
-            {
-                if r.into_inner().status == 1 {
-                    return;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// An emulator where link-token creations hang for ten minutes, and a serving gateway
+/// process (with one extra variable) in front of it.
+async fn slow_creations(
+    env: (&str, &str),
+) -> (
+    Emulator,
+    tempfile::TempDir,
+    PathBuf,
+    Child,
+    std::net::SocketAddr,
+) {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::Latency { millis: 600_000 },
+    ));
+    let (dir, log) = log_file();
+    let mut child = gateway_cmd(&emulator, &log)
+        .env(env.0, env.1)
+        .spawn()
+        .unwrap();
+    let addr = wait_serving(&mut child, &log).await;
+    (emulator, dir, log, child, addr)
+}
+
+/// Waits until Atlas (the emulator) has received `n` link-token creations.
+async fn creations_reach_atlas(emulator: &Emulator, n: u64) {
+    eventually("the creations reach Atlas", || {
+        let seen = emulator.counters().requests.get(LINK_TOKENS_POST).copied();
+        let seen = seen.unwrap_or(0);
+        std::future::ready(seen == n)
+    })
+    .await;
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -88,10 +106,9 @@ async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
     let emulator = Emulator::start(Default::default(), loopback())
         .await
         .unwrap();
-    let addr = free_addr();
     let (_dir, log) = log_file();
-    let child = gateway_cmd(&emulator, addr, &log).spawn().unwrap();
-    wait_serving(addr).await;
+    let mut child = gateway_cmd(&emulator, &log).spawn().unwrap();
+    let addr = wait_serving(&mut child, &log).await;
     emulator.inject(Fault::new(
         Route::CreateLinkToken,
         FaultAction::Latency { millis: 800 },
@@ -108,7 +125,7 @@ async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
     let mut client = AtlasGatewayClient::new(ch);
     let in_flight =
         tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    creations_reach_atlas(&emulator, 1).await;
     signal(&child, "-TERM");
     assert_eq!(
         watch.message().await.unwrap().unwrap().status,
@@ -123,25 +140,24 @@ async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
 
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
-    let emulator = Emulator::start(Default::default(), loopback())
+    let (emulator, _dir, log, child, addr) =
+        slow_creations(("ATLAS_GATEWAY_SHUTDOWN_GRACE", "30s")).await;
+    let ch = channel(addr).await;
+    let mut watch = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest::default())
         .await
-        .unwrap();
-    emulator.inject(Fault::new(
-        Route::CreateLinkToken,
-        FaultAction::Latency { millis: 10_000 },
-    ));
-    let addr = free_addr();
-    let (_dir, log) = log_file();
-    let child = gateway_cmd(&emulator, addr, &log)
-        .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "30s")
-        .spawn()
-        .unwrap();
-    wait_serving(addr).await;
-    let mut client = AtlasGatewayClient::new(channel(addr).await);
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status, 1, "SERVING");
+    let mut client = AtlasGatewayClient::new(ch);
     let _stuck = tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    creations_reach_atlas(&emulator, 1).await;
     signal(&child, "-TERM");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        2,
+        "draining"
+    );
     let started = Instant::now();
     signal(&child, "-INT");
     let (status, stderr) = wait_exit(child, &log).await;
@@ -154,10 +170,17 @@ async fn healthcheck_subcommand_exit_codes() {
     let emulator = Emulator::start(Default::default(), loopback())
         .await
         .unwrap();
-    let addr = free_addr();
     let (_dir, log) = log_file();
-    let mut child = gateway_cmd(&emulator, addr, &log).spawn().unwrap();
-    wait_serving(addr).await;
+    let mut child = gateway_cmd(&emulator, &log).spawn().unwrap();
+    let addr = wait_serving(&mut child, &log).await;
+    // Something that listens but is no gateway: it closes every connection at once.
+    let closer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let not_a_gateway = closer.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in closer.incoming() {
+            drop(conn);
+        }
+    });
     let unspecified = format!("0.0.0.0:{}", addr.port());
     let run = |a: String| {
         tokio::task::spawn_blocking(move || {
@@ -175,7 +198,7 @@ async fn healthcheck_subcommand_exit_codes() {
         "0.0.0.0 means loopback"
     );
     assert_eq!(
-        run(free_addr().to_string()).await.unwrap().status.code(),
+        run(not_a_gateway.to_string()).await.unwrap().status.code(),
         Some(1)
     );
     child.kill().unwrap();
@@ -223,49 +246,43 @@ fn check_config_prints_the_effective_config_redacted() {
     assert!(!stdout.contains("top-secret-value"));
 }
 
-#[tokio::test]
-async fn no_secret_in_trace_level_logs_through_every_path() {
+/// Which Atlas credentials a gateway process gets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    ServiceAccount,
+    ApiKey,
+}
+
+/// Drives every path (success, Atlas errors, odd bodies, resets, credential refusals)
+/// through a trace-level gateway holding only `kind`'s credentials; returns its logs and
+/// what it minted.
+async fn trace_logs_through_every_path(kind: Kind) -> (String, Vec<String>) {
     let emulator = Emulator::start(Default::default(), loopback())
         .await
         .unwrap();
-    let addr = free_addr();
     let (_dir, log) = log_file();
-    let child = gateway_cmd(&emulator, addr, &log)
-        .env("RUST_LOG", "trace")
-        .env("MONGODB_ATLAS_PUBLIC_API_KEY", DEMO_PUBLIC_KEY)
-        .env("MONGODB_ATLAS_PRIVATE_API_KEY", DEMO_PRIVATE_KEY)
-        .spawn()
-        .unwrap();
-    wait_serving(addr).await;
+    let mut cmd = match kind {
+        Kind::ServiceAccount => gateway_cmd(&emulator, &log),
+        Kind::ApiKey => {
+            let mut cmd = bare_gateway_cmd(&emulator, &log);
+            cmd.env("MONGODB_ATLAS_PUBLIC_API_KEY", DEMO_PUBLIC_KEY)
+                .env("MONGODB_ATLAS_PRIVATE_API_KEY", DEMO_PRIVATE_KEY);
+            cmd
+        }
+    };
+    let mut child = cmd.env("RUST_LOG", "trace").spawn().unwrap();
+    let addr = wait_serving(&mut child, &log).await;
     let mut c = AtlasGatewayClient::new(channel(addr).await);
     let mut minted = Vec::new();
-    let link = c
-        .create_link_token(link_req(DEMO_ORG_ID))
-        .await
-        .unwrap()
-        .into_inner()
-        .link_token;
-    minted.push(link);
-    let key = c
-        .create_api_key(key_req(DEMO_ORG_ID))
-        .await
-        .unwrap()
-        .into_inner()
-        .api_key
-        .unwrap();
-    minted.push(key.private_key);
+    let link = c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+    minted.push(link.into_inner().link_token);
+    let key = c.create_api_key(key_req(DEMO_ORG_ID)).await.unwrap();
+    minted.push(key.into_inner().api_key.unwrap().private_key);
     c.delete_link_token(delete_req(DEMO_ORG_ID)).await.unwrap();
-    assert_eq!(
-        c.delete_link_token(delete_req(DEMO_ORG_ID))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::NotFound
-    );
-    assert_eq!(
-        c.create_api_key(key_req("bad")).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    let gone = c.delete_link_token(delete_req(DEMO_ORG_ID)).await;
+    assert_eq!(gone.unwrap_err().code(), Code::NotFound);
+    let bad = c.create_api_key(key_req("bad")).await;
+    assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
     emulator.revoke_tokens();
     c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
     for action in [
@@ -273,6 +290,7 @@ async fn no_secret_in_trace_level_logs_through_every_path() {
         FaultAction::Html { status: 502 },
         FaultAction::Truncated { status: 200 },
         FaultAction::Reset,
+        FaultAction::error(401, "UNAUTHORIZED"),
     ] {
         emulator.clear_faults();
         emulator.inject(Fault::new(Route::CreateApiKey, action));
@@ -284,33 +302,97 @@ async fn no_secret_in_trace_level_logs_through_every_path() {
         FaultAction::error(401, "invalid_client"),
     ));
     emulator.revoke_tokens();
-    assert!(c.create_api_key(key_req(DEMO_ORG_ID)).await.is_err());
+    let _ = c.create_api_key(key_req(DEMO_ORG_ID)).await;
     signal(&child, "-TERM");
     let (status, logs) = wait_exit(child, &log).await;
     assert_eq!(status.code(), Some(0));
+    // The credential kind under test is the one that ran.
+    let counters = emulator.counters();
+    match kind {
+        Kind::ServiceAccount => {
+            assert!(counters.tokens_issued >= 2 && counters.digest_challenges == 0)
+        }
+        Kind::ApiKey => assert!(counters.digest_challenges >= 1 && counters.token_requests == 0),
+    }
     assert!(
         logs.len() > 10_000,
         "trace logs were captured ({} bytes)",
         logs.len()
     );
-    for secret in [DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(minted)
-    {
+    (logs, minted)
+}
+
+fn assert_no_leak(logs: &str, secrets: impl IntoIterator<Item = String>) {
+    for secret in secrets {
         assert!(
             !logs.contains(&secret),
             "secret {secret:.6}... leaked into logs"
         );
     }
-    assert!(
-        !logs.contains("Bearer "),
-        "an access token leaked into logs"
+    for header in ["Bearer ", "Basic ", "Digest username", "response=\""] {
+        assert!(
+            !logs.contains(header),
+            "an Authorization value ({header}) leaked into logs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_secret_in_trace_level_logs_with_a_service_account() {
+    let (logs, minted) = trace_logs_through_every_path(Kind::ServiceAccount).await;
+    assert_no_leak(
+        &logs,
+        minted.into_iter().chain([DEMO_CLIENT_SECRET.to_string()]),
     );
-    assert!(
-        !logs.contains("Basic "),
-        "client credentials leaked into logs"
+}
+
+#[tokio::test]
+async fn no_secret_in_trace_level_logs_with_an_api_key_digest() {
+    let (logs, minted) = trace_logs_through_every_path(Kind::ApiKey).await;
+    assert_no_leak(
+        &logs,
+        minted.into_iter().chain([DEMO_PRIVATE_KEY.to_string()]),
     );
+}
+
+#[tokio::test]
+async fn cancelled_calls_are_counted_logged_and_leave_the_in_flight_gauge() {
+    let (emulator, _dir, log, child, addr) =
+        slow_creations(("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")).await;
+    let metrics = logged_addr(&log, "metrics_listen").expect("metrics address logged");
+    let client = AtlasGatewayClient::new(channel(addr).await);
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let mut c = client.clone();
+            tokio::spawn(async move { c.create_link_token(link_req(DEMO_ORG_ID)).await })
+        })
+        .collect();
+    creations_reach_atlas(&emulator, 5).await;
+    for call in &calls {
+        call.abort(); // RST_STREAM: the gateway's handler futures are dropped
+    }
+    let url = format!("http://{metrics}/metrics");
+    let wanted = [
+        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Cancelled"} 5"#,
+        r#"atlas_gateway_in_flight_calls{method="CreateLinkToken"} 0"#,
+    ];
+    eventually("5 cancelled calls counted, none left in flight", || {
+        let url = url.clone();
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            wanted.iter().all(|w| text.contains(w))
+        }
+    })
+    .await;
+    // SIGTERM, not SIGKILL: the gateway flushes its (batched) log writer at exit.
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0), "{logs}");
+    let lines = logs
+        .lines()
+        .filter(|l| l.contains("call cancelled by the caller"))
+        .count();
+    assert_eq!(lines, 5, "one log line per cancelled call");
 }
 
 #[tokio::test]
@@ -318,13 +400,13 @@ async fn prometheus_metrics_on_their_own_port() {
     let emulator = Emulator::start(Default::default(), loopback())
         .await
         .unwrap();
-    let (addr, metrics) = (free_addr(), free_addr());
     let (_dir, log) = log_file();
-    let mut child = gateway_cmd(&emulator, addr, &log)
-        .env("ATLAS_GATEWAY_METRICS_LISTEN", metrics.to_string())
+    let mut child = gateway_cmd(&emulator, &log)
+        .env("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
         .spawn()
         .unwrap();
-    wait_serving(addr).await;
+    let addr = wait_serving(&mut child, &log).await;
+    let metrics = logged_addr(&log, "metrics_listen").expect("metrics address logged");
     let mut c = AtlasGatewayClient::new(channel(addr).await);
     c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
     c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();

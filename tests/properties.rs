@@ -464,7 +464,7 @@ proptest! {
 
 // ---------------------------------------------------------------- error mapper
 
-/// The table of docs/design errors.md, restated independently (no errorCode).
+/// The status rows of `../shared/design/errors.md` (no errorCode), for `code_for`.
 fn table(status: u16) -> Code {
     match status {
         400 => Code::InvalidArgument,
@@ -565,6 +565,184 @@ proptest! {
             .join(".");
         prop_assert_eq!(proto_field_path(&atlas), proto);
     }
+}
+
+/// Facts from `../shared/design/errors.md`, row by row (not derived from `code_for`):
+/// Atlas's HTTP status and errorCode, the gRPC code the caller must see, and the
+/// ErrorInfo reason.
+const FACTS: &[(u16, Option<&str>, Code)] = &[
+    (400, Some("INVALID_ATTRIBUTE"), Code::InvalidArgument),
+    (400, Some("RATE_LIMITED"), Code::ResourceExhausted),
+    (
+        400,
+        Some("RATE_LIMITED_TOKEN_BUCKET"),
+        Code::ResourceExhausted,
+    ),
+    (401, Some("UNAUTHORIZED"), Code::Unauthenticated),
+    (401, Some("NOT_ORG_GROUP_CREATOR"), Code::PermissionDenied),
+    (
+        403,
+        Some("CANNOT_CHANGE_GROUP_NAME"),
+        Code::PermissionDenied,
+    ),
+    (404, Some("RESOURCE_NOT_FOUND"), Code::NotFound),
+    (404, Some("ORG_NOT_FOUND"), Code::NotFound),
+    (404, Some("UNEXPECTED_ERROR"), Code::NotFound),
+    (409, Some("DUPLICATE_API_KEY"), Code::AlreadyExists),
+    (409, Some("ORG_LINK_ALREADY_EXISTS"), Code::AlreadyExists),
+    (409, Some("CONFLICT"), Code::Aborted),
+    (
+        409,
+        Some("CANNOT_DELETE_ORG_ACTIVE_LIVE_MIGRATION_ATLAS_ORG_LINK"),
+        Code::FailedPrecondition,
+    ),
+    (
+        402,
+        Some("NO_PAYMENT_INFORMATION_FOUND"),
+        Code::FailedPrecondition,
+    ),
+    (410, Some("VERSION_GONE"), Code::FailedPrecondition),
+    (412, Some("PRECONDITION_FAILED"), Code::FailedPrecondition),
+    (418, Some("TEAPOT"), Code::FailedPrecondition),
+    (429, Some("RATE_LIMITED"), Code::ResourceExhausted),
+    (500, Some("UNEXPECTED_ERROR"), Code::Internal),
+    (501, Some("NOT_IMPLEMENTED"), Code::Unimplemented),
+    (502, Some("BAD_GATEWAY"), Code::Unavailable),
+    (503, Some("SERVICE_UNAVAILABLE"), Code::Unavailable),
+    (504, Some("GATEWAY_TIMEOUT"), Code::DeadlineExceeded),
+    (599, Some("ODD"), Code::Internal),
+    // Not an ApiError body at all: the status alone decides.
+    (400, None, Code::InvalidArgument),
+    (401, None, Code::Unauthenticated),
+    (403, None, Code::PermissionDenied),
+    (404, None, Code::NotFound),
+    (409, None, Code::Aborted),
+    (429, None, Code::ResourceExhausted),
+    (500, None, Code::Internal),
+    (502, None, Code::Unavailable),
+    (503, None, Code::Unavailable),
+    (504, None, Code::DeadlineExceeded),
+];
+
+#[test]
+fn into_status_follows_the_documented_facts() {
+    for &(status, error_code, want) in FACTS {
+        let api_error = error_code.map(|c| ApiError {
+            detail: Some(format!("Atlas says {c}")),
+            error: Some(status),
+            error_code: c.to_string(),
+            parameters: None,
+            reason: None,
+            bad_request_detail: None,
+        });
+        let unreadable_body = error_code.is_none().then(|| "an HTML page".to_string());
+        let f = ApiFailure {
+            status,
+            api_error,
+            unreadable_body,
+            error_code_header: None,
+            retry_after: Some(Duration::from_secs(7)),
+            atlas_request_id: Some("atlas-req".into()),
+        };
+        let s = Failure::Atlas(AtlasError::Api(Box::new(f))).into_status(&ctx());
+        assert_eq!(s.code(), want, "{status} {error_code:?}");
+        let d = s.check_error_details().unwrap();
+        let info = d.error_info().unwrap();
+        assert_eq!(
+            info.reason,
+            error_code.unwrap_or("UPSTREAM_BAD_RESPONSE"),
+            "{status}"
+        );
+        assert_eq!(info.metadata["http_status"], status.to_string());
+        assert_eq!(d.request_info().unwrap().serving_data, "atlas-req");
+        if want == Code::ResourceExhausted {
+            assert_eq!(
+                d.retry_info().unwrap().retry_delay,
+                Some(Duration::from_secs(7))
+            );
+            assert!(
+                d.quota_failure().is_some(),
+                "{status} {error_code:?}: QuotaFailure"
+            );
+        }
+    }
+    let token_and_transport = [
+        (
+            AtlasError::CredentialsRejected {
+                status: 401,
+                detail: "invalid_client".into(),
+            },
+            Code::Unauthenticated,
+            "ATLAS_CREDENTIALS_REJECTED",
+        ),
+        (
+            AtlasError::TokenLimitReached {
+                retry_after: Duration::from_secs(60),
+            },
+            Code::ResourceExhausted,
+            "ATLAS_TOKEN_LIMIT_REACHED",
+        ),
+        (
+            AtlasError::TokenEndpointUnavailable {
+                detail: "HTTP 503".into(),
+            },
+            Code::Unavailable,
+            "TOKEN_ENDPOINT_UNAVAILABLE",
+        ),
+        (
+            AtlasError::TokenEndpointRateLimited { retry_after: None },
+            Code::ResourceExhausted,
+            "TOKEN_ENDPOINT_RATE_LIMITED",
+        ),
+        (
+            AtlasError::Unreachable {
+                detail: "refused".into(),
+                sent: false,
+            },
+            Code::Unavailable,
+            "UPSTREAM_UNREACHABLE",
+        ),
+        (
+            AtlasError::Timeout,
+            Code::DeadlineExceeded,
+            "DEADLINE_EXCEEDED",
+        ),
+        (
+            AtlasError::BadResponse {
+                status: 201,
+                what: "not JSON".into(),
+                atlas_request_id: None,
+            },
+            Code::Internal,
+            "UPSTREAM_BAD_RESPONSE",
+        ),
+    ];
+    for (e, want, reason) in token_and_transport {
+        let s = Failure::Atlas(e).into_status(&ctx());
+        assert_eq!(
+            (
+                s.code(),
+                s.check_error_details()
+                    .unwrap()
+                    .error_info()
+                    .unwrap()
+                    .reason
+                    .as_str()
+            ),
+            (want, reason)
+        );
+    }
+    // A token-endpoint 429 without Retry-After: RetryInfo of 60 s.
+    let s = Failure::Atlas(AtlasError::TokenEndpointRateLimited { retry_after: None })
+        .into_status(&ctx());
+    assert_eq!(
+        s.check_error_details()
+            .unwrap()
+            .retry_info()
+            .unwrap()
+            .retry_delay,
+        Some(Duration::from_secs(60))
+    );
 }
 
 const MARKER: &str = "SeCrEt-MaRkEr-7f3a";
@@ -670,7 +848,11 @@ proptest! {
         let detail = f.api_error.as_ref().and_then(|e| e.detail.clone()).filter(|d| !d.is_empty());
         let s = Failure::Atlas(AtlasError::Api(Box::new(f))).into_status(&ctx());
         prop_assert!(!s.message().contains(MARKER), "{:?}", s.message());
-        prop_assert_eq!(s.code(), code_for(status_code, error_code.as_deref()));
+        prop_assert!(!matches!(s.code(), Code::Ok | Code::Unknown));
+        // Any rate-limit errorCode is RESOURCE_EXHAUSTED, whatever the status (errors.md).
+        if error_code.as_deref().is_some_and(|c| c.contains("RATE_LIMIT")) {
+            prop_assert_eq!(s.code(), Code::ResourceExhausted);
+        }
         if let Some(d) = &detail {
             prop_assert!(s.message().contains(d.as_str()));
         }
@@ -694,7 +876,7 @@ proptest! {
         sent in any::<bool>(),
         ra in proptest::option::of(any::<u64>().prop_map(Duration::from_secs)),
         violations in prop::collection::vec((any_string(), any_string()), 0..5),
-        pick in 0usize..11,
+        pick in 0usize..12,
     ) {
         let failure = match pick {
             0 => Failure::Invalid(violations.into_iter().map(|(field, description)| Violation { field, description }).collect()),
@@ -707,6 +889,7 @@ proptest! {
             7 => Failure::Atlas(AtlasError::Timeout),
             8 => Failure::Atlas(AtlasError::CredentialsRejected { status: n, detail: a }),
             9 => Failure::Atlas(AtlasError::TokenEndpointUnavailable { detail: a }),
+            10 => Failure::Atlas(AtlasError::TokenLimitReached { retry_after: ra.unwrap_or_default() }),
             _ => Failure::Atlas(AtlasError::TokenEndpointRateLimited { retry_after: ra }),
         };
         let op = [Operation::CreateLinkToken, Operation::DeleteLinkToken, Operation::CreateApiKey][pick % 3];

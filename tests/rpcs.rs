@@ -2,8 +2,6 @@
 //! Success paths, validation, profiles, policy and idempotency (AIP-155).
 mod common;
 
-use std::time::Duration;
-
 use atlas_grpc_gateway::{
     config::CallerToken,
     emulator::{Fault, FaultAction, Route},
@@ -502,7 +500,7 @@ async fn overload_is_shed_with_resource_exhausted() {
     let gw = Gateway::start_with(Default::default(), |c| c.max_concurrency = 2).await;
     gw.emulator.inject(Fault::new(
         Route::CreateApiKey,
-        FaultAction::Latency { millis: 500 },
+        FaultAction::Latency { millis: 600_000 },
     ));
     let slow: Vec<_> = (0..2)
         .map(|_| {
@@ -510,7 +508,13 @@ async fn overload_is_shed_with_resource_exhausted() {
             tokio::spawn(async move { c.create_api_key(key_req(DEMO_ORG_ID)).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both permits are held once both calls are at Atlas (which holds them for 10 min).
+    let emulator = &gw.emulator;
+    eventually("both slow calls reach Atlas", || {
+        let seen = emulator.counters().requests.get(API_KEYS).copied();
+        std::future::ready(seen == Some(2))
+    })
+    .await;
     let err = gw
         .client()
         .delete_link_token(delete_req(DEMO_ORG_ID))
@@ -520,7 +524,15 @@ async fn overload_is_shed_with_resource_exhausted() {
     assert_eq!(reason(&err), "GATEWAY_OVERLOADED");
     assert!(details(&err).retry_info().is_some());
     for s in slow {
-        s.await.unwrap().unwrap();
+        s.abort(); // cancelling frees the permits
     }
+    gw.emulator.clear_faults();
+    eventually("the permits come back", || async {
+        gw.client()
+            .delete_link_token(delete_req(DEMO_ORG_ID))
+            .await
+            .is_err_and(|e| e.code() == Code::NotFound)
+    })
+    .await;
     gw.stop().await;
 }

@@ -125,9 +125,10 @@ pub fn main(listen: &str) {
             .await
             .expect("bind the floor's address");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut signals = atlas_grpc_gateway::cli::Signals::new().expect("signal handlers");
         Server::builder()
             .add_service(AtlasGatewayServer::new(floor))
-            .serve_with_incoming_shutdown(incoming, atlas_grpc_gateway::cli::shutdown_signal())
+            .serve_with_incoming_shutdown(incoming, async move { signals.next().await })
             .await
             .expect("the floor serves");
     });

@@ -66,6 +66,7 @@ use crate::{
     settings::{env_str, Settings},
 };
 
+/// Bytes in a mebibyte.
 pub const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() {

@@ -27,10 +27,14 @@ use crate::{config::Config, config::Profile, secret::Secret, telemetry::metrics 
 
 /// Per-call facts the client needs.
 pub struct CallContext<'a> {
+    /// The configured profile the call uses.
     pub profile: &'a str,
+    /// The call's request id (for log lines).
     pub request_id: &'a str,
     /// The caller's deadline (or the gateway's upstream timeout), retries included.
     pub deadline: Instant,
+    /// The call's trace: each HTTP attempt is a client span in it.
+    pub trace: &'a crate::otel::CallTrace,
 }
 
 struct Upstream {
@@ -203,6 +207,7 @@ impl AtlasClient {
                     }
                 }
             }
+            let mut attempt = ctx.trace.atlas_attempt(op, &upstream.profile.base_url);
             let started = Instant::now();
             let resp = match timeout_at(ctx.deadline.into(), req.send()).await {
                 Err(_) => return Err(AtlasError::Timeout),
@@ -228,6 +233,7 @@ impl AtlasClient {
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
+            attempt.status(status);
             let info = HeaderFacts::read(resp.headers());
             if let Some(token) = bearer.as_ref().filter(|_| status != 401) {
                 token.mark_accepted();
@@ -301,6 +307,7 @@ impl AtlasClient {
             let api_error = parse_api_error(&body_bytes);
             let unreadable = api_error.is_none().then(|| unreadable_reason(&body_bytes));
             let failure = info.failure(status, api_error, unreadable);
+            attempt.error_code(failure.error_code());
             if retryable_status(
                 op.idempotency(),
                 status,

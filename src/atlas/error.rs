@@ -15,34 +15,57 @@ pub enum AtlasError {
     /// Atlas answered 2xx, but the body is not what the spec promises.
     #[error("Atlas sent a response the gateway could not read: {what}")]
     BadResponse {
+        /// The 2xx status.
         status: u16,
+        /// What was wrong with the body.
         what: String,
+        /// Atlas's own request id, when it sent one.
         atlas_request_id: Option<String>,
     },
     /// No HTTP answer: connection refused, DNS, TLS, reset, or a body cut short.
     #[error("Atlas is unreachable: {detail}")]
-    Unreachable { detail: String, sent: bool },
+    Unreachable {
+        /// What failed, without secrets.
+        detail: String,
+        /// Whether the request may have reached Atlas.
+        sent: bool,
+    },
     /// The caller's deadline (or the gateway's upstream timeout) ran out.
     #[error("the deadline ran out before Atlas answered")]
     Timeout,
     /// The token endpoint refused the service-account credentials.
     #[error("Atlas refused the gateway's service-account credentials (HTTP {status})")]
-    CredentialsRejected { status: u16, detail: String },
+    CredentialsRejected {
+        /// The token endpoint's status.
+        status: u16,
+        /// Its error, without secrets.
+        detail: String,
+    },
     /// The service account holds Atlas's maximum of active tokens (100): the token
     /// endpoint answered 403 "Access Token limit reached". The credentials are fine.
     #[error("the Atlas service account has reached its active token limit")]
-    TokenLimitReached { retry_after: Duration },
+    TokenLimitReached {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The token endpoint is down or answered something unusable.
     #[error("the Atlas token endpoint is unavailable: {detail}")]
-    TokenEndpointUnavailable { detail: String },
+    TokenEndpointUnavailable {
+        /// What failed, without secrets.
+        detail: String,
+    },
     /// The token endpoint rate-limited the gateway and no valid token is cached.
     #[error("the Atlas token endpoint rate-limited the gateway")]
-    TokenEndpointRateLimited { retry_after: Option<Duration> },
+    TokenEndpointRateLimited {
+        /// `Retry-After`, when sent.
+        retry_after: Option<Duration>,
+    },
 }
 
 /// A non-2xx answer from Atlas.
 #[derive(Debug)]
 pub struct ApiFailure {
+    /// The HTTP status.
     pub status: u16,
     /// The parsed `ApiError`, when the body was one.
     pub api_error: Option<ApiError>,
@@ -50,7 +73,9 @@ pub struct ApiFailure {
     pub unreadable_body: Option<String>,
     /// `X-Error-Code` header, when Atlas sent one.
     pub error_code_header: Option<String>,
+    /// `Retry-After`, when Atlas sent one.
     pub retry_after: Option<Duration>,
+    /// Atlas's own request id, when it sent one.
     pub atlas_request_id: Option<String>,
 }
 

@@ -17,8 +17,11 @@ use retry::Idempotency;
 /// The Atlas operations the gateway calls (operationIds from the official spec).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
+    /// POST .../liveMigrations/linkTokens (`createOrgLiveMigrationLinkToken`).
     CreateLinkToken,
+    /// DELETE .../liveMigrations/linkTokens (`deleteOrgLiveMigrationLinkTokens`).
     DeleteLinkToken,
+    /// POST .../apiKeys (`createOrgApiKey`).
     CreateApiKey,
 }
 
@@ -32,6 +35,7 @@ impl Operation {
         }
     }
 
+    /// The operation's HTTP method.
     pub fn method(self) -> reqwest::Method {
         match self {
             Operation::DeleteLinkToken => reqwest::Method::DELETE,
@@ -58,6 +62,7 @@ impl Operation {
         }
     }
 
+    /// Whether Atlas may safely receive the request twice (decides retries after a send).
     pub fn idempotency(self) -> Idempotency {
         match self {
             Operation::DeleteLinkToken => Idempotency::Idempotent,

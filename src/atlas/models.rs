@@ -11,6 +11,7 @@ use crate::secret::Secret;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetOrgRequest<'a> {
+    /// IP addresses or CIDR blocks allowed to use the link.
     pub access_list_ips: &'a [String],
 }
 
@@ -18,13 +19,16 @@ pub struct TargetOrgRequest<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetOrg {
+    /// The link token (secret).
     pub link_token: Secret,
 }
 
 /// Body of createOrgApiKey.
 #[derive(Debug, Serialize)]
 pub struct CreateAtlasOrganizationApiKey<'a> {
+    /// Purpose of the key, 1 to 250 characters.
     pub desc: &'a str,
+    /// Atlas role names to grant.
     pub roles: Vec<&'a str>,
 }
 
@@ -33,15 +37,21 @@ pub struct CreateAtlasOrganizationApiKey<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyUserDetails {
     #[serde(default)]
+    /// The key's 24-hex id.
     pub id: String,
     #[serde(default)]
+    /// The key's description.
     pub desc: String,
     #[serde(default)]
+    /// The public part of the key (its user name).
     pub public_key: String,
+    /// The private part, present only in the create response (secret).
     pub private_key: Option<Secret>,
     #[serde(default)]
+    /// Roles granted to the key.
     pub roles: Vec<CloudAccessRoleAssignment>,
     #[serde(default)]
+    /// Links to the key's resources.
     pub links: Vec<Link>,
 }
 
@@ -49,15 +59,20 @@ pub struct ApiKeyUserDetails {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudAccessRoleAssignment {
+    /// The Atlas role name (`ORG_MEMBER`, ...).
     pub role_name: Option<String>,
+    /// The org the role applies to.
     pub org_id: Option<String>,
+    /// The project the role applies to.
     pub group_id: Option<String>,
 }
 
 /// RFC 5988 link.
 #[derive(Debug, Deserialize)]
 pub struct Link {
+    /// The target URL.
     pub href: Option<String>,
+    /// The relation (`self`).
     pub rel: Option<String>,
 }
 
@@ -65,11 +80,17 @@ pub struct Link {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiError {
+    /// Human-readable explanation.
     pub detail: Option<String>,
+    /// The HTTP status, repeated.
     pub error: Option<u16>,
+    /// Atlas's machine-readable code (`RATE_LIMITED`, ...).
     pub error_code: String,
+    /// Values that fill the detail's placeholders.
     pub parameters: Option<serde_json::Value>,
+    /// The HTTP reason phrase.
     pub reason: Option<String>,
+    /// Per-field violations of a 400.
     pub bad_request_detail: Option<BadRequestDetail>,
 }
 
@@ -77,6 +98,7 @@ pub struct ApiError {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct BadRequestDetail {
     #[serde(default)]
+    /// The invalid fields.
     pub fields: Vec<FieldViolation>,
 }
 
@@ -84,8 +106,10 @@ pub struct BadRequestDetail {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct FieldViolation {
     #[serde(default)]
+    /// The field's Atlas (camelCase) name.
     pub field: String,
     #[serde(default)]
+    /// What is wrong with it.
     pub description: String,
 }
 

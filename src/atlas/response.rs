@@ -17,8 +17,11 @@ const ATLAS_REQUEST_ID_HEADERS: [&str; 2] = ["x-request-id", "x-correlation-id"]
 
 /// A successful answer.
 pub struct Answer {
+    /// The 2xx status.
     pub status: u16,
+    /// The body, within the size cap.
     pub body: Bytes,
+    /// Atlas's own request id, when it sent one.
     pub atlas_request_id: Option<String>,
 }
 
@@ -26,8 +29,10 @@ pub struct Answer {
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("the response body exceeds the {0}-byte limit")]
+    /// The body is larger than the configured cap (bytes).
     TooLarge(usize),
     #[error("the connection failed while reading the response body")]
+    /// The connection broke mid-body.
     Interrupted,
 }
 

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 /// Backoff parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
+    /// Delay before the first retry.
     pub min: Duration,
+    /// Largest delay between attempts.
     pub max: Duration,
     /// Fraction of the delay added as random jitter (0.0 to 1.0).
     pub jitter: f64,

@@ -132,6 +132,7 @@ pub(super) struct FileProfile {
 
 /// Reads environment variables; injectable so tests need not touch the process env.
 pub trait Env {
+    /// The variable's value, if set.
     fn var(&self, name: &str) -> Option<String>;
 }
 

@@ -32,12 +32,19 @@ use super::state::Shared;
 /// `authorization` keeps only the scheme (`Bearer`, `Digest`), never the credential.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct RecordedRequest {
+    /// HTTP method.
     pub method: String,
+    /// Path and query string.
     pub path_and_query: String,
+    /// `Accept` header.
     pub accept: Option<String>,
+    /// `Content-Type` header.
     pub content_type: Option<String>,
+    /// `User-Agent` header.
     pub user_agent: Option<String>,
+    /// Authorization scheme only (`Bearer`, `Digest`).
     pub authorization: Option<String>,
+    /// Request body.
     pub body: String,
 }
 

@@ -75,36 +75,62 @@ pub enum FaultAction {
     /// An Atlas ApiError body: `{"detail","error","errorCode","parameters","reason"[,
     /// "badRequestDetail"]}`, content-type `application/json`.
     Error {
+        /// HTTP status.
         status: u16,
+        /// Atlas `errorCode`.
         error_code: String,
         #[serde(default)]
+        /// `detail` text (a default per status if absent).
         detail: Option<String>,
         #[serde(default)]
+        /// `Retry-After` header value.
         retry_after: Option<String>,
         #[serde(default)]
+        /// `parameters` of the body.
         parameters: Option<serde_json::Value>,
         #[serde(default)]
+        /// `badRequestDetail.fields` as (field, description).
         bad_request_fields: Vec<(String, String)>,
     },
     /// Wait, then handle the request normally.
-    Latency { millis: u64 },
+    Latency {
+        /// How long to wait.
+        millis: u64,
+    },
     /// An HTML page (like a load balancer's 502), content-type `text/html`.
-    Html { status: u16 },
+    Html {
+        /// HTTP status.
+        status: u16,
+    },
     /// A valid status (e.g. 200/201) whose JSON body is cut in the middle.
-    Truncated { status: u16 },
+    Truncated {
+        /// HTTP status.
+        status: u16,
+    },
     /// Any raw body and content type.
     Raw {
+        /// HTTP status.
         status: u16,
+        /// `Content-Type` header.
         content_type: String,
+        /// Body.
         body: String,
     },
     /// A body of `bytes` bytes (valid JSON prefix then padding), capped at 64 MiB.
-    Oversized { status: u16, bytes: usize },
+    Oversized {
+        /// HTTP status.
+        status: u16,
+        /// Body size in bytes.
+        bytes: usize,
+    },
     /// Drop the connection without a complete response.
     Reset,
     /// Token endpoint only: issued tokens stop working after `actual_secs` while
     /// `expires_in` still advertises the configured lifetime.
-    ShortTokens { actual_secs: u64 },
+    ShortTokens {
+        /// The lifetime tokens really have.
+        actual_secs: u64,
+    },
 }
 
 impl FaultAction {

@@ -17,12 +17,15 @@ use tracing::{field::Empty, Span};
 use super::status::{ErrorContext, Failure};
 use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
 
+/// Correlation id metadata key (echoed back).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Profile selection metadata key.
 pub const PROFILE_HEADER: &str = "x-atlas-profile";
 
-/// Answer a little before the caller's deadline, so the caller gets our
-/// DEADLINE_EXCEEDED with details rather than a bare transport timeout.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// Answer a little before the caller's deadline (a tenth of it, at most this), so the
+/// caller gets our DEADLINE_EXCEEDED with details rather than a bare transport timeout,
+/// even when the answer is slow to travel back on a loaded machine.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Who the caller proved to be (set by the server's caller authentication: a caller
 /// token's name or the mTLS client certificate). Scopes idempotency records.
@@ -31,20 +34,30 @@ pub struct CallerIdentity(pub Arc<str>);
 
 /// One RPC in progress.
 pub struct Call {
+    /// The Atlas operation.
     pub operation: Operation,
+    /// The RPC name.
     pub method: &'static str,
+    /// The caller's `x-request-id`, or a generated UUID.
     pub request_id: String,
+    /// The profile (`x-atlas-profile` or the default).
     pub profile: String,
+    /// When the call must be answered.
     pub deadline: Instant,
+    /// The org the call acts on.
     pub org_id: String,
     /// The proven caller identity, when the transport established one.
     pub caller: Option<CallerIdentity>,
+    /// The call's tracing span (the per-call log line's fields).
     pub span: Span,
+    /// The OpenTelemetry trace this call continues (see `crate::otel`).
+    pub trace: crate::otel::CallTrace,
     started: Instant,
     finished: bool,
 }
 
 impl Call {
+    /// Starts a call: reads its metadata, opens its span, counts it.
     pub fn begin(
         operation: Operation,
         method: &'static str,
@@ -77,7 +90,11 @@ impl Call {
             .unwrap_or(default_timeout)
             .min(max_duration);
         let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
-            code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+            trace_id = Empty, code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+        let trace = crate::otel::CallTrace::start(metadata, method);
+        if let Some(id) = trace.trace_id() {
+            span.record("trace_id", tracing::field::display(id));
+        }
         m::call_started(method);
         Self {
             operation,
@@ -88,6 +105,7 @@ impl Call {
             org_id,
             caller: None,
             span,
+            trace,
             started,
             finished: false,
         }
@@ -138,6 +156,7 @@ impl Call {
         let message = answer.as_ref().err().map(|s| s.message());
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
+        self.trace.finish(code);
         answer
     }
 }
@@ -150,9 +169,10 @@ impl Drop for Call {
         let elapsed = self.started.elapsed();
         let code_name = format!("{:?}", tonic::Code::Cancelled);
         self.span.record("code", code_name.as_str());
-        tracing::info!(parent: &self.span, latency_ms = elapsed.as_secs_f64() * 1000.0,
+        tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed),
             "call cancelled by the caller before it finished");
         m::call_finished(self.method, code_name, elapsed);
+        self.trace.finish(tonic::Code::Cancelled);
     }
 }
 

@@ -43,6 +43,7 @@ pub struct GatewayService {
 }
 
 impl GatewayService {
+    /// The service over a shared Atlas client.
     pub fn new(config: &Config, atlas: Arc<AtlasClient>) -> Self {
         Self {
             atlas,
@@ -136,6 +137,7 @@ impl GatewayService {
             profile: &call.profile,
             request_id: &call.request_id,
             deadline: call.deadline,
+            trace: &call.trace,
         }
     }
 }

@@ -33,7 +33,12 @@ pub enum Failure {
     /// `x-atlas-profile` names no configured profile.
     UnknownProfile(String),
     /// The profile's policy forbids this org or role.
-    PolicyDenied { field: String, detail: String },
+    PolicyDenied {
+        /// The request field the policy concerns (`org_id`, `roles`).
+        field: String,
+        /// Why, for the caller.
+        detail: String,
+    },
     /// A `request_id` was reused with a different request.
     RequestIdReused,
     /// The gateway is draining or overloaded.
@@ -50,9 +55,13 @@ impl From<AtlasError> for Failure {
 
 /// Per-call facts the details need.
 pub struct ErrorContext<'a> {
+    /// The Atlas operation.
     pub operation: Operation,
+    /// The call's request id.
     pub request_id: &'a str,
+    /// The org the call acted on.
     pub org_id: &'a str,
+    /// The profile used.
     pub profile: &'a str,
     /// The configured Atlas host (ErrorInfo.domain for upstream errors).
     pub atlas_domain: &'a str,

@@ -2,6 +2,8 @@
 //! front of the in-process Atlas emulator, and a real tonic client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::{net::SocketAddr, time::Duration};
 
 use atlas_grpc_gateway::{
@@ -143,4 +145,21 @@ pub fn meta(s: &Status, key: &str) -> Option<String> {
     details(s)
         .error_info()
         .and_then(|e| e.metadata.get(key).cloned())
+}
+
+/// Waits until `cond` holds: an event, polled every 10 ms. The bound only turns a hang
+/// into a failure; nothing depends on how fast the event comes.
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -8,7 +8,9 @@
 #      - Node deps in tests/interop/node/node_modules via `npm ci` (package-lock.json);
 #   2. starts `atlas-grpc-gateway emulator` and `atlas-grpc-gateway serve` on free
 #      loopback ports (profiles from tests/interop/profiles.toml), waits for SERVING;
-#   3. runs the grpcurl, Python and Node suites, resetting the emulator between them,
+#   3. runs the grpcurl, Python, Node, Go and Java suites (go/run.sh and java/run.sh
+#      build their clients offline from Debian packages), resetting the emulator between them,
+#      and snippets.py (the Go and Java code in docs/clients.md is those suites' code),
 #      and the commands suite (commands.py: every grpcurl line the `dev` banner prints
 #      and every grpcurl command in README.md and docs/*.md, run as pasted, against a
 #      `dev` process of its own);
@@ -19,7 +21,7 @@
 # Environment:
 #   GATEWAY_BIN       the binary (default target/debug/atlas-grpc-gateway)
 #   INTEROP_VENV      the Python venv (default target/interop-venv)
-#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node")
+#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node go java snippets")
 #   PYTHON            interpreter that creates the venv (default python3)
 set -euo pipefail
 
@@ -29,7 +31,7 @@ cd "$ROOT"
 
 GATEWAY_BIN="${GATEWAY_BIN:-target/debug/atlas-grpc-gateway}"
 VENV="${INTEROP_VENV:-target/interop-venv}"
-SUITES="${INTEROP_SUITES:-grpcurl commands python node}"
+SUITES="${INTEROP_SUITES:-grpcurl commands python node go java snippets}"
 PYTHON="${PYTHON:-python3}"
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 
@@ -224,7 +226,10 @@ for suite in $SUITES; do
         "$HERE/python/test_interop.py"
       ;;
     node) run_suite node run_node ;;
-    *) die "unknown suite $suite (known: grpcurl commands python node)" ;;
+    go) run_suite go bash "$HERE/go/run.sh" ;;
+    java) run_suite java bash "$HERE/java/run.sh" ;;
+    snippets) run_suite snippets "$PYTHON" "$HERE/snippets.py" ;;
+    *) die "unknown suite $suite (known: grpcurl commands python node go java snippets)" ;;
   esac
 done
 

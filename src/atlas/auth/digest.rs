@@ -32,6 +32,7 @@ pub struct Lease<'a> {
 }
 
 impl DigestSession {
+    /// A session for one API key pair, with no challenge yet.
     pub fn new(public_key: &str, private_key: Secret) -> Self {
         Self {
             public_key: public_key.to_string(),

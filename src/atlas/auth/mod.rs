@@ -11,11 +11,14 @@ use crate::config::Credentials;
 
 /// One profile's authenticator.
 pub enum Authenticator {
+    /// A service account: OAuth2 client-credentials tokens, cached and shared.
     OAuth(Arc<oauth::TokenSource>),
+    /// A programmatic API key: HTTP Digest.
     Digest(digest::DigestSession),
 }
 
 impl Authenticator {
+    /// The authenticator for a profile's credentials (no network I/O).
     pub fn new(http: &reqwest::Client, profile: &str, token_url: &str, c: &Credentials) -> Self {
         match c {
             Credentials::ServiceAccount {

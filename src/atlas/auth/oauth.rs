@@ -36,6 +36,7 @@ use super::{
 
 /// A cached access token.
 pub struct AccessToken {
+    /// The bearer token (redacted in Debug and logs).
     pub value: Secret,
     /// Atlas accepted this token at least once (answered anything but 401).
     proven: AtomicBool,
@@ -146,6 +147,7 @@ const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 impl TokenSource {
+    /// A token source for one profile; the first token is fetched on first use.
     pub fn new(
         http: reqwest::Client,
         profile: &str,

@@ -15,7 +15,9 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// A usable token from a 200 answer.
 #[derive(Debug, PartialEq)]
 pub struct Issued {
+    /// The bearer token.
     pub access_token: String,
+    /// How long it is valid (`expires_in`, clamped).
     pub lifetime: Duration,
 }
 
@@ -25,7 +27,10 @@ pub enum Refusal {
     /// The service account already holds Atlas's maximum of active tokens.
     TokenLimitReached,
     /// Anything else: the credentials (or the request) were refused.
-    Credentials { error: String },
+    Credentials {
+        /// The RFC 6749 `error` code (`invalid_client`, ...), or a description.
+        error: String,
+    },
 }
 
 /// Parses a 200 body: `{"access_token": "...", "expires_in": <number>}`.

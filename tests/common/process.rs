@@ -1,0 +1,55 @@
+//! The real binary as a child process: it listens on a loopback port 0 and logs the
+//! address it bound, which the tests read back (no port picked, dropped and re-bound).
+use std::{net::SocketAddr, path::Path, process::Child};
+
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+use super::eventually;
+
+/// The address in `field` of the first log line that has one: JSON (`"field":"..."`)
+/// or text (`field=...`).
+pub fn logged_addr(log: &Path, field: &str) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let json = format!("\"{field}\":\"");
+    let plain = format!(" {field}=");
+    text.lines().find_map(|line| {
+        let (at, len) = match line.find(&json) {
+            Some(at) => (at, json.len()),
+            None => (line.find(&plain)?, plain.len()),
+        };
+        let rest = &line[at + len..];
+        rest[..rest.find(['"', ' ']).unwrap_or(rest.len())]
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits for the gateway's logged gRPC address, then for health SERVING there.
+pub async fn wait_serving(child: &mut Child, log: &Path) -> SocketAddr {
+    let mut addr = None;
+    eventually("the gateway logs its address", || {
+        if let Some(status) = child.try_wait().unwrap() {
+            let logs = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the gateway exited ({status}): {logs}");
+        }
+        addr = logged_addr(log, "listen");
+        std::future::ready(addr.is_some())
+    })
+    .await;
+    let addr = addr.unwrap();
+    eventually("health reports SERVING", || async move {
+        let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        else {
+            return false;
+        };
+        let health = HealthClient::new(ch)
+            .check(HealthCheckRequest::default())
+            .await;
+        health.is_ok_and(|r| r.into_inner().status == 1)
+    })
+    .await;
+    addr
+}
