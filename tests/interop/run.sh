@@ -160,7 +160,7 @@ start_gateway() {
       ATLAS_GATEWAY_METRICS_LISTEN=off \
       ATLAS_GATEWAY_CONFIG="$HERE/profiles.toml" \
       RUST_LOG="${RUST_LOG:-info}" \
-      "$GATEWAY_BIN" serve >"$WORK/gateway.log" 2>&1 &
+      "$GATEWAY_BIN" serve >>"$WORK/gateway.log" 2>&1 &
     GW_PID=$!
     for _ in $(seq 1 100); do
       if "$GATEWAY_BIN" healthcheck --addr "127.0.0.1:$port" >/dev/null 2>&1; then
@@ -205,6 +205,10 @@ run_suite() {
   local name="$1"
   shift
   reset_emulator
+  # A fresh gateway per suite: an Atlas 429 one suite injects starts a per-org cool-down
+  # (fleet mode item 4) that must not answer the next suite's calls.
+  stop "$GW_PID"
+  start_gateway
   log "=== suite: $name ==="
   local t0=$SECONDS
   if "$@"; then

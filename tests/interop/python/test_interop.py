@@ -36,6 +36,7 @@ PROTO_DIR = os.environ.get(
 )
 # A well-formed org id that does not exist in the emulator.
 OTHER_ORG = "0123456789abcdef01234567"
+RL_ORG = "5f1a0c2b3d4e5f6a7b8c9d1f"  # only the rate-limit test uses it (its cool-down stays there)
 
 _GEN_DIR = None
 
@@ -403,7 +404,8 @@ class InteropTest(unittest.TestCase):
         started = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             self.stub.CreateApiKey(
-                self.pb2.CreateApiKeyRequest(org_id=ORG, desc="rl", roles=[self.pb2.ORG_MEMBER]),
+                # Another org: the 429 cools createOrgApiKey down for its org only.
+                self.pb2.CreateApiKeyRequest(org_id=RL_ORG, desc="rl", roles=[self.pb2.ORG_MEMBER]),
                 metadata=[("x-request-id", "py-rate-limited")],
                 timeout=2,
             )
@@ -415,7 +417,7 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(info.reason, "RATE_LIMITED")
         self.assertEqual(info.domain, "127.0.0.1")
         self.assertEqual(info.metadata["http_status"], "429")
-        self.assertEqual(info.metadata["org_id"], ORG)
+        self.assertEqual(info.metadata["org_id"], RL_ORG)
         self.assertEqual(d["RetryInfo"].retry_delay.seconds, 7)
         self.assertEqual(d["RequestInfo"].request_id, "py-rate-limited")
         self.assertEqual(md(err, "x-request-id"), "py-rate-limited")
