@@ -6,6 +6,8 @@
 #   bash scripts/callgrind.sh                 # 16 callers, 40 and 140 calls per caller
 #   CALLERS=1 bash scripts/callgrind.sh       # one caller (no batching in h2 or the log)
 #   BENCH_GATEWAY_BIN=/path/to/other/build bash scripts/callgrind.sh   # another build
+#   BENCH_EXE=/path/to/bench/binary OUT=target/callgrind-base bash scripts/callgrind.sh
+#       # a bench binary kept from an earlier build (no cargo build; with BENCH_GATEWAY_BIN)
 #
 # Each server runs twice under callgrind (N1 and N2 calls per caller); instructions per
 # call = (Ir(N2) - Ir(N1)) / ((N2 - N1) * callers), so start-up and shutdown cancel out.
@@ -15,14 +17,17 @@ cd "$(dirname "$0")/.."
 CALLERS=${CALLERS:-16}
 N1=${N1:-40}
 N2=${N2:-140}
-out=target/callgrind
+out=${OUT:-target/callgrind}
 rm -rf "$out" && mkdir -p "$out"
-cargo bench --bench gateway --no-run 2>/dev/null
+bench() {
+  if [ -n "${BENCH_EXE:-}" ]; then "$BENCH_EXE" --bench; else cargo bench --bench gateway; fi
+}
+[ -n "${BENCH_EXE:-}" ] || cargo bench --bench gateway --no-run 2>/dev/null
 run() { # $1 = calls per caller; prints "kind pid" lines
   BENCH_CHILD_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$PWD/$out/$1.%p.out" \
   BENCH_CALLS_PER_CALLER=$1 BENCH_CONCURRENCY=$CALLERS BENCH_MATRIX=0 BENCH_MEMORY=0 \
-  BENCH_FLOOR_DOCKER=0 BENCH_FLOOR_ROUNDS=1 BENCH_STARTUP_RUNS=1 \
-    cargo bench --bench gateway 2>/dev/null | tee "$out/bench-$1.txt" \
+  BENCH_FLOOR_DOCKER=0 BENCH_SHARED_STORE=0 BENCH_FLOOR_ROUNDS=1 BENCH_STARTUP_RUNS=1 \
+    bench 2>/dev/null | tee "$out/bench-$1.txt" \
     | sed -n 's/^(wrapped child pid \([0-9]*\) .*/\1/p'
 }
 total() { # total Ir of a callgrind output file

@@ -95,6 +95,8 @@ pub struct GatewaySpec {
     /// `ATLAS_GATEWAY_LOG_FORMAT=json` (as the Dockerfile ships it).
     pub json_logs: bool,
     pub log: LogTo,
+    /// `ATLAS_GATEWAY_SHARED_STORE` (fleet mode); unset by default.
+    pub shared_store: Option<String>,
 }
 
 impl GatewaySpec {
@@ -107,6 +109,7 @@ impl GatewaySpec {
             metrics: false,
             json_logs: false,
             log: LogTo::File(log),
+            shared_store: None,
         }
     }
 }
@@ -139,6 +142,7 @@ pub async fn spawn_gateway(base_url: &str, spec: &GatewaySpec) -> ChildProcess {
         .env_remove("ATLAS_GATEWAY_CONFIG")
         .env_remove("ATLAS_GATEWAY_LOG_FORMAT")
         .env_remove("RUST_LOG")
+        .env_remove("ATLAS_GATEWAY_SHARED_STORE")
         .env_remove("TOKIO_WORKER_THREADS");
     if let Some(c) = &spec.config {
         cmd.env("ATLAS_GATEWAY_CONFIG", c);
@@ -157,6 +161,9 @@ pub async fn spawn_gateway(base_url: &str, spec: &GatewaySpec) -> ChildProcess {
     cmd.env("ATLAS_GATEWAY_METRICS_LISTEN", metrics);
     if spec.json_logs {
         cmd.env("ATLAS_GATEWAY_LOG_FORMAT", "json");
+    }
+    if let Some(url) = &spec.shared_store {
+        cmd.env("ATLAS_GATEWAY_SHARED_STORE", url);
     }
     cmd.stderr(match &spec.log {
         LogTo::Null => Stdio::null(),

@@ -37,6 +37,8 @@
 //!   matrix (with the Digest scenario and the variants), the floor comparison, the memory
 //!   bursts. `BENCH_FLOOR_ROUNDS` (default 3, smoke 1): interleaved floor/gateway rounds.
 //!   `BENCH_FLOOR_DOCKER` (default 1): add the Dockerfile row (JSON logs, metrics on).
+//!   `BENCH_SHARED_STORE` (default 1): the `shared store` row (`shared_store.rs`; needs
+//!   `redis-server`, skipped with a message without it).
 //! - `BENCH_CHILD_WRAPPER`: a command to run the gateway and floor children under (e.g.
 //!   `valgrind --tool=callgrind`), and `BENCH_CALLS_PER_CALLER`: exactly that many calls
 //!   per caller and cell, no warm-up; see `scripts/callgrind.sh`. `BENCH_GATEWAY_BIN`: another
@@ -49,8 +51,12 @@ mod floor;
 mod matrix;
 mod measure;
 mod procfs;
+#[allow(dead_code)] // the fleet tests' helper; the bench uses start, url and connection
+#[path = "../../tests/common/redis_server.rs"]
+mod redis_server;
 mod report;
 mod settings;
+mod shared_store;
 mod vs_floor;
 
 use std::time::{Duration, Instant};
@@ -142,6 +148,7 @@ fn matrix_spec(s: &Settings, config: &std::path::Path) -> GatewaySpec {
         metrics: false,
         json_logs: false,
         log: LogTo::Null,
+        shared_store: None,
     }
 }
 
@@ -209,6 +216,10 @@ async fn run(s: Settings) {
         true => Some(vs_floor::run(&bench).await),
         false => None,
     };
+    let shared_store = match s.shared_store {
+        true => shared_store::run(&bench).await,
+        false => None,
+    };
     let inflight = match s.memory {
         true => memory(&bench, &config, &config_raised).await,
         false => Vec::new(),
@@ -223,6 +234,11 @@ async fn run(s: Settings) {
         gateway_processes += f.gateway_processes;
         f.check(&mut targets);
         summary["floor"] = f.json.clone();
+    }
+    if let Some(r) = &shared_store {
+        gateway_processes += 2;
+        r.check(&mut targets);
+        summary["shared_store"] = r.json.clone();
     }
     targets.check("idle RSS", rss_idle as f64 / MIB, 15.0, "MiB", false);
     gateway_processes += inflight.len() as u64;

@@ -181,6 +181,7 @@ async fn variants(bench: &Bench<'_>, spec: &GatewaySpec) -> Vec<Value> {
             metrics: false,
             json_logs: false,
             log: LogTo::Null,
+            shared_store: None,
         };
         let gp = spawn_gateway(&bench.base, &variant).await;
         let caller = Arc::new(Caller::Gateway(

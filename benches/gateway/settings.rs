@@ -78,6 +78,8 @@ pub struct Settings {
     pub matrix: bool,
     pub floor: bool,
     pub memory: bool,
+    /// The `shared store` row (fleet mode against a real redis-server).
+    pub shared_store: bool,
     /// Interleaved floor/gateway rounds; the report takes the median of each figure.
     pub floor_rounds: usize,
     /// Count mode: calls per caller per cell instead of a measured time.
@@ -115,6 +117,7 @@ impl Settings {
             matrix: env_num("BENCH_MATRIX", 1u8) != 0,
             floor: env_num("BENCH_FLOOR", 1u8) != 0,
             memory: env_num("BENCH_MEMORY", 1u8) != 0,
+            shared_store: env_num("BENCH_SHARED_STORE", 1u8) != 0,
             floor_rounds: env_num("BENCH_FLOOR_ROUNDS", if smoke { 1usize } else { 3 }).max(1),
             calls_per_caller: env_str("BENCH_CALLS_PER_CALLER")
                 .map(|_| env_num("BENCH_CALLS_PER_CALLER", 0)),

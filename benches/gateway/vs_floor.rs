@@ -27,17 +27,17 @@ const TARGET_CONCURRENCY: usize = 64;
 
 /// Medians over the rounds of one server at one concurrency.
 #[derive(Clone, Copy, Default)]
-struct Figures {
-    rps: f64,
-    cpu_us: f64,
-    mean_us: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
+pub struct Figures {
+    pub rps: f64,
+    pub cpu_us: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub errors: u64,
 }
 
 impl Figures {
-    fn of(cells: &[Cell]) -> Self {
+    pub fn of(cells: &[Cell]) -> Self {
         let median = |f: &dyn Fn(&Cell) -> f64| {
             let mut v: Vec<f64> = cells.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
@@ -53,7 +53,7 @@ impl Figures {
         }
     }
 
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         json!({
             "rps": round(self.rps, 1), "cpu_us_per_call": round(self.cpu_us, 1),
             "mean_us": round(self.mean_us, 1), "p50_us": self.p50_us, "p99_us": self.p99_us,
@@ -123,52 +123,27 @@ pub async fn run(bench: &Bench<'_>) -> VsFloor {
         }
         false => None,
     };
-    let mut servers: Vec<(&'static str, &ChildProcess)> =
-        vec![(FLOOR, &floor), (GATEWAY, &gateway)];
-    if let Some(d) = &docker {
-        servers.push((DOCKER, d));
-    }
-    let mut callers = BTreeMap::new();
-    for &(name, p) in &servers {
-        let g = Gateway::connect(p.addr, s.channels, None).await;
-        callers.insert(name, Arc::new(Caller::Gateway(g)));
+    let mut servers = Vec::new();
+    for (name, process) in [
+        (FLOOR, Some(&floor)),
+        (GATEWAY, Some(&gateway)),
+        (DOCKER, docker.as_ref()),
+    ] {
+        let Some(process) = process else { continue };
+        let g = Gateway::connect(process.addr, s.channels, None).await;
+        let mut server = Server::new(name, process, Arc::new(Caller::Gateway(g)));
+        if name == DOCKER {
+            server.only_at = Some(TARGET_CONCURRENCY);
+        }
+        servers.push(server);
     }
     println!(
         "\n## {SCENARIO}: {} interleaved round(s), medians",
         s.floor_rounds
     );
-    let mut cells: BTreeMap<(&'static str, usize), Vec<Cell>> = BTreeMap::new();
-    for round in 0..s.floor_rounds {
-        for (i, &c) in s.concurrency.iter().enumerate() {
-            let mut order = vec![FLOOR, GATEWAY];
-            if c == TARGET_CONCURRENCY && docker.is_some() {
-                order.push(DOCKER);
-            }
-            if (round + i) % 2 == 1 {
-                order.reverse();
-            }
-            for name in order {
-                let process = servers.iter().find(|(n, _)| *n == name).expect("known").1;
-                let caller = callers[name].clone();
-                let cell = bench
-                    .cell(
-                        SCENARIO,
-                        caller,
-                        name,
-                        Some(process),
-                        Rpc::CreateLinkToken,
-                        c,
-                    )
-                    .await;
-                if let Some(e) = &cell.first_error {
-                    println!("    {name} @{c} first error: {e}");
-                }
-                cells.entry((name, c)).or_default().push(cell);
-            }
-        }
-    }
+    let cells = interleave(bench, SCENARIO, &servers, &s.concurrency, s.floor_rounds).await;
     let has_docker = docker.is_some();
-    drop((callers, servers));
+    drop(servers);
     drop((floor, gateway, docker)); // SIGTERM: the gateways flush their logs.
     let rows = rows(&cells);
     print_rows(&rows);
@@ -193,6 +168,61 @@ pub async fn run(bench: &Bench<'_>) -> VsFloor {
         json,
         gateway_processes: 1 + u64::from(has_docker),
     }
+}
+
+/// One measured server in an interleaved comparison.
+pub struct Server<'a> {
+    pub name: &'static str,
+    pub process: &'a ChildProcess,
+    pub caller: Arc<Caller>,
+    /// Measured only at this concurrency (None: at every one).
+    pub only_at: Option<usize>,
+}
+
+impl<'a> Server<'a> {
+    pub fn new(name: &'static str, process: &'a ChildProcess, caller: Arc<Caller>) -> Self {
+        Server {
+            name,
+            process,
+            caller,
+            only_at: None,
+        }
+    }
+}
+
+/// The cells of every server, CreateLinkToken at each concurrency, back to back (the
+/// order alternating per cell and round) for `rounds` rounds, by (server, concurrency).
+pub async fn interleave(
+    bench: &Bench<'_>,
+    scenario: &str,
+    servers: &[Server<'_>],
+    concurrency: &[usize],
+    rounds: usize,
+) -> BTreeMap<(&'static str, usize), Vec<Cell>> {
+    let mut cells: BTreeMap<(&'static str, usize), Vec<Cell>> = BTreeMap::new();
+    for round in 0..rounds {
+        for (i, &c) in concurrency.iter().enumerate() {
+            let mut order: Vec<&Server> = servers
+                .iter()
+                .filter(|s| s.only_at.is_none_or(|only| only == c))
+                .collect();
+            if (round + i) % 2 == 1 {
+                order.reverse();
+            }
+            for server in order {
+                let (name, caller) = (server.name, server.caller.clone());
+                let process = Some(server.process);
+                let cell = bench
+                    .cell(scenario, caller, name, process, Rpc::CreateLinkToken, c)
+                    .await;
+                if let Some(e) = &cell.first_error {
+                    println!("    {name} @{c} first error: {e}");
+                }
+                cells.entry((name, c)).or_default().push(cell);
+            }
+        }
+    }
+    cells
 }
 
 fn rows(cells: &BTreeMap<(&'static str, usize), Vec<Cell>>) -> Vec<Row> {

@@ -200,10 +200,17 @@ impl AtlasClient {
         if let Some(left) = self.cooldowns.remaining(cooldown) {
             return Err(AtlasError::CoolingDown { retry_after: left });
         }
-        let _permit = timeout_at(ctx.deadline.into(), upstream.in_flight.acquire())
+        let _permit = match upstream.in_flight.try_acquire() {
+            Ok(permit) => permit,
+            // Boxed, like every cold path here: the call's future stays small.
+            Err(_) => Box::pin(timeout_at(
+                ctx.deadline.into(),
+                upstream.in_flight.acquire(),
+            ))
             .await
             .map_err(|_| AtlasError::Timeout)?
-            .expect("semaphore never closed");
+            .expect("semaphore never closed"),
+        };
         let url = upstream.url(&req.path);
         let mut auth = AuthState {
             digest: match &upstream.auth {
@@ -237,10 +244,10 @@ impl AtlasClient {
                 Step::Reauthenticate => {}
                 Step::Failed(error, hint) => {
                     if let Some(wait) = cools_down(&error) {
-                        self.cooldowns.start(shared, cooldown(), wait).await;
+                        Box::pin(self.cooldowns.start(shared, cooldown(), wait)).await;
                     }
                     let retried = match hint {
-                        Some(hint) => self.retry(ctx, req.op, &mut retries, hint).await,
+                        Some(hint) => Box::pin(self.retry(ctx, req.op, &mut retries, hint)).await,
                         None => false,
                     };
                     if !retried {
@@ -276,9 +283,7 @@ impl AtlasClient {
     ) -> Result<RequestBuilder, AtlasError> {
         match authenticator {
             Authenticator::OAuth(tokens) => {
-                let token = timeout_at(ctx.deadline.into(), tokens.token())
-                    .await
-                    .map_err(|_| AtlasError::Timeout)??;
+                let token = tokens.token(ctx.deadline).await?;
                 let http = http.bearer_auth(token.value.expose());
                 auth.bearer = Some(token);
                 Ok(http)
@@ -313,7 +318,7 @@ impl AtlasClient {
         if let Some(token) = auth.bearer.as_ref().filter(|_| status != 401) {
             token.mark_accepted();
         }
-        if status == 401 && reauthenticate(ctx, &upstream.auth, auth, &info).await {
+        if status == 401 && Box::pin(reauthenticate(ctx, &upstream.auth, auth, &info)).await {
             m::upstream_attempt(op.id(), "401", started.elapsed());
             return Ok(Step::Reauthenticate);
         }

@@ -114,14 +114,29 @@ impl GatewayService {
             deadline: call.deadline,
             trace: &call.trace,
         };
-        let run = || timed(call, R::call(&self.atlas, &ctx, &req));
         if request_id.is_empty() {
-            return run().await;
+            return timed(call, R::call(&self.atlas, &ctx, &req)).await;
         }
+        // Boxed: the idempotency path (records, the shared store) would otherwise make
+        // every call's future, which tonic moves into its own box, that much larger.
+        Box::pin(self.once::<R>(call, &ctx, &req, &request_id)).await
+    }
+
+    /// A call with a `request_id`: at most once per window (AIP-155), here or fleet-wide.
+    async fn once<R: Rpc>(
+        &self,
+        call: &Call,
+        ctx: &CallContext<'_>,
+        req: &R::Request,
+        request_id: &str,
+    ) -> Result<R::Response, Failure> {
         let caller = call.caller.as_ref().map_or("", |c| &c.0);
-        let key = Key::new(&call.profile, caller, call.method, &request_id);
-        let fresh = || async { run().await.map(|r| Bytes::from(r.encode_to_vec())) };
-        let digest = request_digest(&req);
+        let key = Key::new(&call.profile, caller, call.method, request_id);
+        let fresh = || async {
+            let response = timed(call, R::call(&self.atlas, ctx, req)).await;
+            response.map(|r| Bytes::from(r.encode_to_vec()))
+        };
+        let digest = request_digest(req);
         let (bytes, outcome) = match self.atlas.shared(&call.profile) {
             Some(shared) => self.once_shared(shared, call, key, digest, fresh).await?,
             None => self.replays.run(key, digest, fresh).await?,

@@ -7,13 +7,14 @@
 //! minute), it backs off and the still-valid token keeps serving. A failed fetch is
 //! remembered: until its cooldown passes (`Retry-After` or 60 s after a 429 or the token
 //! cap, a short jittered pause otherwise) callers without a valid token get the same
-//! error and no token request is sent. The hot path takes no lock: a cache read and an
-//! atomic. It never logs the secret or the token, and no panic can leave the refresh
+//! error and no token request is sent. The hot path reads the held token (`held`: one
+//! uncontended read lock, no await) and an atomic. It never logs the secret or the token, and no panic can leave the refresh
 //! flag set (a drop guard clears it).
 //!
 //! With a shared store the token is the fleet's (`fleet`); without one, tokens this
 //! process minted are revoked when it stops (`revoke`).
 mod fleet;
+mod held;
 mod revoke;
 
 use std::{
@@ -133,6 +134,8 @@ pub struct TokenSource {
     client_id: String,
     client_secret: Secret,
     cache: Cache<(), Arc<AccessToken>>,
+    /// The cache's current token, as every call reads it.
+    held: held::Held,
     refreshing: AtomicBool,
     cooldown: Mutex<Option<Cooldown>>,
     refresh_not_before: Mutex<Option<Instant>>,
@@ -193,6 +196,7 @@ impl TokenSource {
                 .max_capacity(1)
                 .expire_after(EvictBeforeExpiry)
                 .build(),
+            held: held::Held::default(),
             refreshing: AtomicBool::new(false),
             cooldown: Mutex::new(None),
             refresh_not_before: Mutex::new(None),
@@ -203,18 +207,28 @@ impl TokenSource {
         })
     }
 
-    /// A valid token: cached, or fetched once for all concurrent callers.
-    pub async fn token(self: &Arc<Self>) -> Result<Arc<AccessToken>, AtlasError> {
-        if let Some(token) = self.cache.get(&()).await {
+    /// A valid token: the held one, or fetched once for all concurrent callers (waiting
+    /// for it at most until `deadline`).
+    pub async fn token(
+        self: &Arc<Self>,
+        deadline: Instant,
+    ) -> Result<Arc<AccessToken>, AtlasError> {
+        let now = Instant::now();
+        if let Some(token) = self.held.get(now) {
             m::token_cache_hit(&self.profile);
-            if Instant::now() >= token.refresh_at {
+            if now >= token.refresh_at {
                 self.refresh_in_background(&token);
             }
             return Ok(token);
         }
-        // Boxed: the fetch (a whole HTTP exchange) would otherwise make every call's
-        // future kilobytes larger, and every call pays for moving it.
-        Box::pin(self.fetch_shared()).await
+        // Boxed: the fetch (a whole HTTP exchange) and its timer would otherwise make
+        // every call's future larger, and every call pays for moving it.
+        Box::pin(tokio::time::timeout_at(
+            deadline.into(),
+            self.fetch_shared(),
+        ))
+        .await
+        .map_err(|_| AtlasError::Timeout)?
     }
 
     /// The cold path of [`Self::token`]: no cached token.
@@ -222,10 +236,13 @@ impl TokenSource {
         if let Some(remembered) = self.cooling_down() {
             return Err(AtlasError::from(&remembered));
         }
-        self.cache
+        let token = self
+            .cache
             .try_get_with((), self.obtain())
             .await
-            .map_err(|e| AtlasError::from(e.as_ref()))
+            .map_err(|e| AtlasError::from(e.as_ref()))?;
+        self.held.publish(&token);
+        Ok(token)
     }
 
     /// Atlas answered 401 to `rejected`: drops it so the next call fetches a new one, and
@@ -242,6 +259,7 @@ impl TokenSource {
             .await
             .is_none_or(|current| current.generation != generation)
         {
+            self.held.reject(generation);
             return true; // already replaced or being refetched
         }
         {
@@ -252,6 +270,7 @@ impl TokenSource {
             }
             *last = Some(Instant::now());
         }
+        self.held.reject(generation);
         self.cache
             .entry(())
             .and_compute_with(|entry| async move {
@@ -304,7 +323,8 @@ impl TokenSource {
             let _clear = ClearOnDrop(&this.refreshing);
             match this.refresh(&old).await {
                 Ok(Some(token)) => {
-                    this.cache.insert((), token).await;
+                    this.cache.insert((), Arc::clone(&token)).await;
+                    this.held.publish(&token);
                     this.retire(old);
                 }
                 Ok(None) => {
