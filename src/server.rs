@@ -76,10 +76,18 @@ pub async fn serve(
             // google.rpc error details, so grpcurl and reflection clients can decode them.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let mut builder = Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Backstop only: each call already enforces its own deadline.
-        .timeout(config.request_timeout.max(config.max_call_duration) + Duration::from_secs(5));
+    // No `Server::timeout`: it armed a timer per call (~4,000 instructions, BENCHMARKS.md)
+    // as a backstop to deadlines every call already keeps. A call answers by its own
+    // deadline (`grpc::call`: the caller's, else `request_timeout`, never above
+    // `max_call_duration`); every wait on its way is bounded by it (permit, token, send,
+    // body, retry pauses, a duplicate `request_id` waiting for the first) or by the
+    // store's 500 ms operation timeout, and a half-made key's rollback runs in its own
+    // task. tonic still applies a caller's `grpc-timeout` itself. Health `Watch` and
+    // reflection are streams, which the backstop never bounded (it stops at the response
+    // headers). What only it bounded: a caller that never finishes sending its request
+    // message and set no deadline; such a stream lives as long as its connection, as an
+    // idle connection always could (HTTP/2 keepalive closes it when the peer is gone).
+    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
     if let Some(tls) = &config.tls {
         builder = builder
             .tls_config(tls_config(tls)?)

@@ -1,10 +1,11 @@
 //! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter; lines
-//! batched off the call path by [`log_writer`]) and Prometheus metrics on their own
+//! formatted by [`log_format`] and batched off the call path by [`log_writer`]) and Prometheus metrics on their own
 //! loopback port.
 //!
 //! Metric names and labels live here and only here. Labels are method, gRPC code,
 //! operation, HTTP status, profile name and outcome: never an org id, a request id or
 //! anything secret.
+pub mod log_format;
 pub mod log_writer;
 
 use std::{io::IsTerminal, net::SocketAddr};
@@ -31,7 +32,8 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
     let (writer, guard) = log_writer::LogWriter::stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .with_timer(log_format::FastTime);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -39,6 +41,7 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
             .with_current_span(true)
             .try_init(),
         LogFormat::Text => builder
+            .fmt_fields(log_format::FastFields)
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
@@ -142,7 +145,7 @@ pub mod metrics {
     }
 
     /// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
-    pub fn call_finished(method: &'static str, code: String, elapsed: Duration) {
+    pub fn call_finished(method: &'static str, code: &'static str, elapsed: Duration) {
         if off() {
             return;
         }

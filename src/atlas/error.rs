@@ -118,6 +118,11 @@ impl AtlasError {
 /// A short excerpt of an unexpected body, safe to show: printable ASCII only, at most
 /// 120 characters, so HTML pages and binary junk cannot flood messages or logs.
 pub fn excerpt(body: &[u8]) -> String {
+    // Most inputs (Atlas's request id header on every answer) are already short and
+    // clean: printable ASCII without spaces comes out unchanged.
+    if body.len() <= 120 && body.iter().all(u8::is_ascii_graphic) {
+        return String::from_utf8_lossy(body).into_owned();
+    }
     let text: String = String::from_utf8_lossy(&body[..body.len().min(512)])
         .chars()
         .map(|c| {
@@ -151,5 +156,17 @@ mod tests {
         assert!(e.starts_with("<html> <body>xxx"));
         assert_eq!(excerpt(b""), "");
         assert_eq!(excerpt(&[0xff, 0xfe, b'o', b'k']), "ok");
+        let id = "5f1a0c2b-3d4e-5f6a-7b8c-9d0e1f2a3b4c";
+        assert_eq!(
+            excerpt(id.as_bytes()),
+            id,
+            "a clean header value is kept as is"
+        );
+        assert_eq!(excerpt(" a  b ".as_bytes()), "a b");
+        assert_eq!(
+            excerpt("x".repeat(121).as_bytes()).len(),
+            123,
+            "cut after 120"
+        );
     }
 }

@@ -7,12 +7,18 @@
 //! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
 //! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
 use tonic::{metadata::MetadataMap, Response, Status};
-use tracing::{field::Empty, Span};
+use tracing::{
+    field::{Empty, Value},
+    Span,
+};
 
 use super::status::{ErrorContext, Failure};
 use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
@@ -52,9 +58,15 @@ pub struct Call {
     pub span: Span,
     /// The OpenTelemetry trace this call continues (see `crate::otel`).
     pub trace: crate::otel::CallTrace,
+    /// How long the Atlas part took (µs; [`NOT_MEASURED`] before): written to the span
+    /// with the call's code, in one record instead of two.
+    upstream_us: AtomicU64,
     started: Instant,
     finished: bool,
 }
+
+/// `upstream_us` before the Atlas part ended (or when it never ran).
+const NOT_MEASURED: u64 = u64::MAX;
 
 impl Call {
     /// Starts a call: reads its metadata, opens its span, counts it.
@@ -72,8 +84,7 @@ impl Call {
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .map_or_else(new_request_id, str::to_string);
         // Caller values are bounded before they reach the span, logs or error details
         // (an over-long one cannot name a profile nor pass validation anyway).
         let profile = metadata
@@ -106,9 +117,50 @@ impl Call {
             caller: None,
             span,
             trace,
+            upstream_us: AtomicU64::new(NOT_MEASURED),
             started,
             finished: false,
         }
+    }
+
+    /// The Atlas part took `d` (the span's `upstream_ms`, written by `flush_upstream`
+    /// or with the code).
+    pub fn upstream_took(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(NOT_MEASURED - 1);
+        self.upstream_us.store(us, Ordering::Relaxed);
+    }
+
+    /// Writes a measured `upstream_ms` to the span now (before other fields that follow
+    /// it in the line).
+    pub fn flush_upstream(&self) {
+        if let Some(ms) = self.take_upstream_ms() {
+            self.span.record("upstream_ms", ms);
+        }
+    }
+
+    fn take_upstream_ms(&self) -> Option<f64> {
+        match self.upstream_us.swap(NOT_MEASURED, Ordering::Relaxed) {
+            NOT_MEASURED => None,
+            us => Some(crate::telemetry::log_millis(Duration::from_micros(us))),
+        }
+    }
+
+    /// Writes the code (and a measured `upstream_ms` first) to the span: one record.
+    fn record_code(&self, code: &'static str) {
+        let Some(fields) = self.span.metadata().map(tracing::Metadata::fields) else {
+            return; // the span is disabled (RUST_LOG above INFO)
+        };
+        let upstream = self.take_upstream_ms();
+        let (Some(code_field), Some(upstream_field)) =
+            (fields.field("code"), fields.field("upstream_ms"))
+        else {
+            return;
+        };
+        let upstream = upstream.as_ref().map(|ms| ms as &dyn Value);
+        self.span.record_all(&fields.value_set(&[
+            (&upstream_field, upstream),
+            (&code_field, Some(&code as &dyn Value)),
+        ]));
     }
 
     /// Ends the call: logs, counts, and builds the gRPC answer.
@@ -126,6 +178,7 @@ impl Call {
                 (tonic::Code::Ok, Ok(r))
             }
             Err(f) => {
+                self.flush_upstream();
                 if let Some(e) = f.atlas_error() {
                     if let Some(c) = e.error_code() {
                         self.span.record("error_code", c);
@@ -151,8 +204,8 @@ impl Call {
                 (status.code(), Err(status))
             }
         };
-        let code_name = format!("{code:?}");
-        self.span.record("code", code_name.as_str());
+        let code_name = code_name(code);
+        self.record_code(code_name);
         let message = answer.as_ref().err().map(|s| s.message());
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
         m::call_finished(self.method, code_name, elapsed);
@@ -167,12 +220,45 @@ impl Drop for Call {
             return;
         }
         let elapsed = self.started.elapsed();
-        let code_name = format!("{:?}", tonic::Code::Cancelled);
-        self.span.record("code", code_name.as_str());
+        let code_name = code_name(tonic::Code::Cancelled);
+        self.record_code(code_name);
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed),
             "call cancelled by the caller before it finished");
         m::call_finished(self.method, code_name, elapsed);
         self.trace.finish(tonic::Code::Cancelled);
+    }
+}
+
+/// A fresh request id: a random UUID, hyphenated, lower case.
+fn new_request_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
+}
+
+/// The code's name as its `Debug` prints it (`Ok`, `NotFound`, ...), without formatting.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "Ok",
+        C::Cancelled => "Cancelled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
     }
 }
 
@@ -219,6 +305,16 @@ mod tests {
         for bad in ["", "S", "123456789S", "5s", "-5S", "5", "é"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn code_names_are_what_debug_prints() {
+        for n in 0..=16 {
+            let code = tonic::Code::from_i32(n);
+            assert_eq!(code_name(code), format!("{code:?}"));
+        }
+        let id = new_request_id();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().to_string(), id);
     }
 
     #[test]

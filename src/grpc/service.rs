@@ -141,6 +141,7 @@ impl GatewayService {
             Some(shared) => self.once_shared(shared, call, key, digest, fresh).await?,
             None => self.replays.run(key, digest, fresh).await?,
         };
+        call.flush_upstream();
         call.span.record("replayed", outcome == Outcome::Replayed);
         Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }
@@ -218,8 +219,7 @@ impl GatewayService {
 async fn timed<T>(call: &Call, fut: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = fut.await;
-    let upstream_ms = crate::telemetry::log_millis(started.elapsed());
-    call.span.record("upstream_ms", upstream_ms);
+    call.upstream_took(started.elapsed());
     out
 }
 

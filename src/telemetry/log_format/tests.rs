@@ -1,0 +1,122 @@
+//! The fast formatters print exactly what tracing-subscriber's defaults print.
+use std::{
+    io,
+    sync::{Arc, Mutex},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use tracing::field::Empty;
+use tracing_subscriber::fmt::{
+    format::Writer,
+    time::{FormatTime, SystemTime as DefaultTime},
+    MakeWriter,
+};
+
+use super::{FastFields, FastTime};
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MakeWriter<'_> for Buf {
+    type Writer = Buf;
+
+    fn make_writer(&self) -> Buf {
+        self.clone()
+    }
+}
+
+/// Every kind of field the gateway logs, and the awkward ones.
+fn emit() {
+    let span = tracing::info_span!("rpc", method = "CreateLinkToken", org_id = %"5f1a0c2b3d4e", quoted = "say \"hi\"\n\\",
+        unicode = "é ✓ \u{7f} \u{1b}[31m", n = 42u64, neg = -3i64, ok = true, x = 0.5f64, whole = 1.0f64,
+        r#type = "t", trace_id = Empty, upstream_ms = Empty, code = Empty, never = Empty);
+    span.record("upstream_ms", 1.25);
+    span.record("code", "Ok");
+    span.record(
+        "trace_id",
+        tracing::field::display("4bf92f3577b34da6a3ce929d0e0e4736"),
+    );
+    let message: Option<&str> = Some("a \u{1b}[31m red \"x\"");
+    tracing::info!(parent: &span, latency_ms = 0.037, message, "call finished");
+    let message: Option<&str> = None;
+    tracing::warn!(parent: &span, debug = ?vec!["a"], message, empty = "", "second {}", 2);
+    let inner = tracing::info_span!(parent: &span, "inner");
+    tracing::error!(parent: &inner, "only a message");
+    tracing::info!(alone = 1, "no span");
+}
+
+fn render(fast: bool, ansi: bool) -> String {
+    let buf = Buf::default();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_ansi(ansi)
+        .without_time();
+    let dispatch: tracing::Dispatch = match fast {
+        true => builder.fmt_fields(FastFields).finish().into(),
+        false => builder.finish().into(),
+    };
+    tracing::dispatcher::with_default(&dispatch, emit);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn fields_are_printed_byte_for_byte_as_the_default_prints_them() {
+    for ansi in [false, true] {
+        let (fast, default) = (render(true, ansi), render(false, ansi));
+        assert_eq!(fast, default, "ansi {ansi}");
+        assert_eq!(fast.lines().count(), 4, "{fast}");
+    }
+    let line = render(true, false);
+    assert!(
+        line.contains(
+            r#"rpc{method="CreateLinkToken" org_id=5f1a0c2b3d4e quoted="say \"hi\"\n\\""#
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#"upstream_ms=1.25 code="Ok" trace_id=4bf9"#),
+        "{line}"
+    );
+}
+
+fn time(timer: impl FormatTime) -> String {
+    let mut s = String::new();
+    timer.format_time(&mut Writer::new(&mut s)).unwrap();
+    s
+}
+
+#[test]
+fn the_time_is_printed_as_the_default_prints_it() {
+    // Both read the clock: compare up to the minute, retrying across a minute's turn.
+    let same_minute = (0..3).any(|_| {
+        let (fast, default) = (time(FastTime), time(DefaultTime));
+        assert_eq!(fast.len(), default.len(), "{fast} {default}");
+        assert_eq!((&fast[19..20], &fast[26..]), (".", "Z"), "{fast}");
+        fast[..16] == default[..16]
+    });
+    assert!(same_minute);
+    // Fixed instants, as the default's `{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z` reads.
+    let at = |secs, micros| {
+        let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+        humantime::format_rfc3339_micros(t).to_string()
+    };
+    assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+    assert_eq!(at(1_709_164_800, 7), "2024-02-29T00:00:00.000007Z");
+    assert_eq!(at(1_795_647_599, 999_999), "2026-11-25T22:59:59.999999Z");
+    assert_eq!(
+        at(super::YEAR_10000 - 1, 123_456),
+        "9999-12-31T23:59:59.123456Z"
+    );
+}
