@@ -43,6 +43,7 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
         LogFormat::Text => builder
             .fmt_fields(log_format::FastFields)
             .with_ansi(std::io::stderr().is_terminal())
+            .event_format(log_format::FastEvent::default())
             .try_init(),
     };
     guard

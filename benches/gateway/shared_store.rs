@@ -30,6 +30,9 @@ pub struct SharedStoreRow {
     rows: Vec<(usize, Figures, Figures)>,
     /// Redis commands sent while the cells ran, by command (our own `INFO` left out).
     commands: BTreeMap<String, u64>,
+    /// Redis commands before the cells (start-up, the first call's token): the store
+    /// was in use.
+    setup: BTreeMap<String, u64>,
     pub json: Value,
 }
 
@@ -128,13 +131,21 @@ pub async fn run(bench: &Bench<'_>) -> Option<SharedStoreRow> {
             (c, of(LOCAL), of(SHARED))
         })
         .collect();
-    let row = SharedStoreRow::new(rows, commands);
+    let setup = before
+        .into_iter()
+        .filter(|(name, _)| name != "info")
+        .collect();
+    let row = SharedStoreRow::new(rows, commands, setup);
     row.print();
     Some(row)
 }
 
 impl SharedStoreRow {
-    fn new(rows: Vec<(usize, Figures, Figures)>, commands: BTreeMap<String, u64>) -> Self {
+    fn new(
+        rows: Vec<(usize, Figures, Figures)>,
+        commands: BTreeMap<String, u64>,
+        setup: BTreeMap<String, u64>,
+    ) -> Self {
         let json = json!({
             "rows": rows.iter().map(|(c, local, shared)| json!({
                 "concurrency": c,
@@ -144,10 +155,12 @@ impl SharedStoreRow {
                 "p50_diff_us": shared.p50_us - local.p50_us,
             })).collect::<Vec<_>>(),
             "redis_commands_during_cells": commands,
+            "redis_commands_before_cells": setup,
         });
         SharedStoreRow {
             rows,
             commands,
+            setup,
             json,
         }
     }
@@ -180,6 +193,10 @@ impl SharedStoreRow {
                 true => "none".to_string(),
                 false => format!("{:?}", self.commands),
             }
+        );
+        println!(
+            "Redis commands before the cells (start-up and the first call, which took the fleet's token): {:?}",
+            self.setup
         );
     }
 

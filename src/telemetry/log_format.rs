@@ -1,24 +1,103 @@
 //! Faster formatting of the log line, byte for byte what tracing-subscriber's defaults
-//! print: [`FastFields`] (its `DefaultFields`: `name=value`, strings quoted as `{:?}`
-//! quotes them) and [`FastTime`] (its `SystemTime` timer: RFC 3339 UTC with
-//! microseconds). The defaults write every field through three `write!` calls (name,
-//! `=`, value, each through the ANSI styling machinery even with ANSI off) and the time
-//! through seven padded `write!`s; these write straight to the buffer. Anything unusual
-//! (ANSI on, the message, `r#` and `log.` names, clocks outside years 1970–9999) goes to
-//! the defaults. The tests below compare the two byte for byte. It formats only.
+//! print: [`FastEvent`] (its `Full` text format: time, level, spans, target, fields),
+//! [`FastFields`] (its `DefaultFields`: `name=value`, strings quoted as `{:?}` quotes
+//! them, durations as `f64`'s `{:?}`) and [`FastTime`] (its `SystemTime` timer: RFC 3339
+//! UTC with microseconds). The defaults write every piece through `write!` and the ANSI
+//! styling machinery, even with ANSI off; these write straight to the buffer. Anything
+//! unusual (ANSI on, events from the `log` crate, the message, `r#` and `log.` names,
+//! clocks outside years 1970–9999) goes to the defaults. The tests compare the two byte
+//! for byte. It formats only.
 use std::{
     fmt,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use tracing::field::{Field, Visit};
+use tracing::{
+    field::{Field, Visit},
+    Event, Level, Subscriber,
+};
 use tracing_subscriber::{
     field::{MakeVisitor, VisitFmt, VisitOutput},
     fmt::{
-        format::{DefaultVisitor, Writer},
+        format::{self, DefaultVisitor, Format, FormatEvent, FormatFields, Full, Writer},
         time::{FormatTime, SystemTime as DefaultTime},
+        FmtContext, FormattedFields,
     },
+    registry::LookupSpan,
 };
+
+/// The text line as the `Full` format prints it (target on, thread names and ids, file
+/// and line off), with the time from `T` ([`FastTime`]).
+#[derive(Debug)]
+pub struct FastEvent<T = FastTime> {
+    timer: T,
+    default: Format<Full, T>,
+}
+
+impl Default for FastEvent {
+    fn default() -> Self {
+        FastEvent::with_timer(FastTime)
+    }
+}
+
+impl<T: FormatTime + Clone> FastEvent<T> {
+    /// The line with the time from `timer`.
+    pub fn with_timer(timer: T) -> Self {
+        FastEvent {
+            default: format::format().with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+impl<S, N, T: FormatTime> FormatEvent<S, N> for FastEvent<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if w.has_ansi_escapes() || meta.fields().field("log.target").is_some() {
+            return self.default.format_event(ctx, w, event);
+        }
+        if self.timer.format_time(&mut w).is_err() {
+            w.write_str("<unknown time>")?;
+        }
+        w.write_str(match *meta.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                seen = true;
+                w.write_str(span.metadata().name())?;
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>().filter(|f| !f.is_empty()) {
+                    w.write_char('{')?;
+                    w.write_str(fields)?;
+                    w.write_char('}')?;
+                }
+                w.write_char(':')?;
+            }
+            if seen {
+                w.write_char(' ')?;
+            }
+        }
+        w.write_str(meta.target())?;
+        w.write_str(": ")?;
+        ctx.format_fields(w.by_ref(), event)?;
+        w.write_char('\n')
+    }
+}
 
 /// Span and event fields as `DefaultFields` prints them.
 #[derive(Debug, Default)]
@@ -101,6 +180,59 @@ impl Visit for FastVisitor<'_> {
         }
         self.result = self.result.and_then(|()| write!(self.writer, "{value:?}"));
     }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.skips(field) {
+            return;
+        }
+        if !self.start(field) {
+            return self.fallback(|v| v.record_f64(field, value));
+        }
+        self.result = self
+            .result
+            .and_then(|()| write_f64(&mut self.writer, value));
+    }
+}
+
+/// `{:?}` of an `f64`. A whole number of thousandths below 10^12 (every duration the
+/// gateway logs, see `telemetry::log_millis`) is written from its integer digits: its
+/// shortest round-trip form is exactly that decimal, with at least one decimal place.
+#[allow(clippy::float_cmp, clippy::cast_sign_loss)] // exactness is the point; n ≥ 0 is checked
+fn write_f64(w: &mut Writer<'_>, value: f64) -> fmt::Result {
+    let thousandths = (value * 1000.0).round();
+    let exact = value.is_sign_positive() && thousandths / 1000.0 == value;
+    if !exact || !(0.0..1e15).contains(&thousandths) {
+        return write!(w, "{value:?}");
+    }
+    let n = thousandths as u64;
+    let (whole, mut frac) = (n / 1000, n % 1000);
+    let mut digits = 3;
+    while digits > 1 && frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    let mut buf = itoa_buf();
+    w.write_str(itoa(&mut buf, whole, 0))?;
+    w.write_char('.')?;
+    w.write_str(itoa(&mut buf, frac, digits))
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [b'0'; 20]
+}
+
+/// `n` in decimal, left-padded with zeros to `width` digits.
+fn itoa(buf: &mut [u8; 20], mut n: u64, width: usize) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 && buf.len() - at >= width {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
 }
 
 impl VisitOutput<fmt::Result> for FastVisitor<'_> {

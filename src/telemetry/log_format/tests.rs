@@ -12,7 +12,17 @@ use tracing_subscriber::fmt::{
     MakeWriter,
 };
 
-use super::{FastFields, FastTime};
+use super::{write_f64, FastEvent, FastFields, FastTime};
+
+/// A clock that always reads the same, so two formatters' lines can be compared.
+#[derive(Clone)]
+struct Fixed;
+
+impl FormatTime for Fixed {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        w.write_str("2026-11-25T16:00:00.123456Z")
+    }
+}
 
 #[derive(Clone, Default)]
 struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -54,6 +64,7 @@ fn emit() {
     let inner = tracing::info_span!(parent: &span, "inner");
     tracing::error!(parent: &inner, "only a message");
     tracing::info!(alone = 1, "no span");
+    tracing::trace!(target: "elsewhere", x = 1e-5, y = -0.0, z = f64::NAN, "levels");
 }
 
 fn render(fast: bool, ansi: bool) -> String {
@@ -61,9 +72,14 @@ fn render(fast: bool, ansi: bool) -> String {
     let builder = tracing_subscriber::fmt()
         .with_writer(buf.clone())
         .with_ansi(ansi)
-        .without_time();
+        .with_max_level(tracing::Level::TRACE)
+        .with_timer(Fixed);
     let dispatch: tracing::Dispatch = match fast {
-        true => builder.fmt_fields(FastFields).finish().into(),
+        true => builder
+            .fmt_fields(FastFields)
+            .event_format(FastEvent::with_timer(Fixed))
+            .finish()
+            .into(),
         false => builder.finish().into(),
     };
     tracing::dispatcher::with_default(&dispatch, emit);
@@ -76,7 +92,7 @@ fn fields_are_printed_byte_for_byte_as_the_default_prints_them() {
     for ansi in [false, true] {
         let (fast, default) = (render(true, ansi), render(false, ansi));
         assert_eq!(fast, default, "ansi {ansi}");
-        assert_eq!(fast.lines().count(), 4, "{fast}");
+        assert_eq!(fast.lines().count(), 5, "{fast}");
     }
     let line = render(true, false);
     assert!(
@@ -89,6 +105,34 @@ fn fields_are_printed_byte_for_byte_as_the_default_prints_them() {
         line.contains(r#"upstream_ms=1.25 code="Ok" trace_id=4bf9"#),
         "{line}"
     );
+}
+
+#[test]
+fn durations_are_printed_as_debug_prints_f64() {
+    let check = |v: f64| {
+        let mut s = String::new();
+        write_f64(&mut Writer::new(&mut s), v).unwrap();
+        assert_eq!(s, format!("{v:?}"));
+    };
+    for n in 0..2_000_000u64 {
+        check(n as f64 / 1000.0);
+    }
+    for n in (0..1_000_000_000_000_000u64).step_by(999_999_937_777) {
+        check(n as f64 / 1000.0);
+    }
+    for v in [
+        -0.0,
+        -1.5,
+        1e-5,
+        0.1 + 0.2,
+        1e15,
+        1e16,
+        1e20,
+        f64::NAN,
+        f64::INFINITY,
+    ] {
+        check(v);
+    }
 }
 
 fn time(timer: impl FormatTime) -> String {
