@@ -1,6 +1,8 @@
 //! Command line: `serve`, `dev`, `emulator`, `healthcheck`. Parses arguments, builds the
 //! validated `Config` before binding any socket, and runs the chosen subcommand. Bad
-//! configuration prints one line and exits with status 64 (EX_USAGE).
+//! configuration prints one line and exits with status 64 (EX_USAGE). `dev` and
+//! `emulator` exist only with the `emulator` feature (on by default, off in production
+//! images); without it clap answers them as unknown subcommands.
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
@@ -25,8 +27,10 @@ pub enum Command {
     /// Run the gateway against Atlas.
     Serve(Box<ServeArgs>),
     /// The gateway plus the built-in Atlas emulator on loopback, with demo credentials.
+    #[cfg(feature = "emulator")]
     Dev(crate::dev::DevArgs),
     /// The Atlas emulator alone (a dev/test double), for polyglot tests.
+    #[cfg(feature = "emulator")]
     Emulator(crate::emulator::EmulatorArgs),
     /// Exit 0 when the local gateway answers grpc.health.v1 SERVING, 1 otherwise.
     Healthcheck(HealthcheckArgs),
@@ -79,7 +83,9 @@ pub fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            #[cfg(feature = "emulator")]
             Command::Dev(args) => crate::dev::run(args).await,
+            #[cfg(feature = "emulator")]
             Command::Emulator(args) => match crate::emulator::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

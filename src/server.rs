@@ -3,6 +3,8 @@
 //! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
+mod routes;
+
 use std::{collections::HashMap, future::Future, process::ExitCode, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
@@ -89,11 +91,11 @@ pub async fn serve(
         AtlasGatewayServer::new(service),
         CallerAuth::new(config.caller_tokens.clone()),
     );
-    let router = builder
-        .add_service(health)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .add_service(gateway);
+    let routes = routes::Routes::new()
+        .add(gateway)
+        .add(health)
+        .add(reflection().build_v1()?)
+        .add(reflection().build_v1alpha()?);
 
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
     // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
@@ -101,7 +103,7 @@ pub async fn serve(
     // The bound address (the configured one, or the port the OS chose for port 0).
     let listen = listener.local_addr().unwrap_or(config.listen);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = router.serve_with_incoming_shutdown(incoming, async move {
+    let server = builder.serve_with_incoming_shutdown(routes, incoming, async move {
         let _ = drain_rx.wait_for(|d| *d).await;
     });
     tokio::pin!(server);

@@ -6,6 +6,7 @@
 //! operation, HTTP status, profile name and outcome: never an org id, a request id or
 //! anything secret.
 pub mod log_writer;
+mod metrics_http;
 
 use std::{io::IsTerminal, net::SocketAddr};
 
@@ -72,15 +73,7 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
         }
     });
     metrics::enable();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(handle.render())),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the metrics listener stopped");
-        }
-    });
+    tokio::spawn(metrics_http::serve(listener, handle));
     ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
     ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
     ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
