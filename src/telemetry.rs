@@ -5,6 +5,7 @@
 //! Metric names and labels live here and only here. Labels are method, gRPC code,
 //! operation, HTTP status, profile name and outcome: never an org id, a request id or
 //! anything secret.
+mod describe;
 pub mod log_writer;
 
 use std::{io::IsTerminal, net::SocketAddr};
@@ -81,33 +82,7 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
             tracing::warn!(error = %e, "the metrics listener stopped");
         }
     });
-    ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
-    ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
-    ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
-    ::metrics::describe_histogram!(
-        "atlas_gateway_upstream_duration_seconds",
-        "Atlas HTTP attempt latency"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_upstream_retries_total",
-        "Atlas calls retried"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_token_fetches_total",
-        "OAuth token requests by outcome"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_token_cache_hits_total",
-        "Calls served by a cached token"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_shared_store_errors_total",
-        "Shared store operations that failed or timed out (the call went on in process)"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_digest_challenges_total",
-        "Digest challenges answered"
-    );
+    describe::describe_metrics();
     Ok(bound)
 }
 
@@ -202,6 +177,15 @@ pub mod metrics {
             return;
         }
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
+    }
+
+    /// The TLS listener refused (or lost) a handshake; `reason` is one of a fixed set.
+    pub fn tls_handshake_failure(reason: &'static str) {
+        if off() {
+            return;
+        }
+        ::metrics::counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason)
+            .increment(1);
     }
 }
 
