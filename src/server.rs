@@ -78,10 +78,10 @@ pub async fn serve(
             // google.rpc error details, so grpcurl and reflection clients can decode them.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let tls = match &config.tls {
-        Some(tls) => Some(crate::tls::server_config(tls).map_err(ServeError::Tls)?),
-        None => None,
-    };
+    let tls = (config.tls.as_ref())
+        .map(crate::tls::server_config)
+        .transpose()
+        .map_err(ServeError::Tls)?;
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Backstop only: each call already enforces its own deadline.

@@ -2,9 +2,10 @@
 //! batched off the call path by [`log_writer`]) and Prometheus metrics on their own
 //! loopback port.
 //!
-//! Metric names and labels live here and only here. Labels are method, gRPC code,
-//! operation, HTTP status, profile name and outcome: never an org id, a request id or
-//! anything secret.
+//! Metric names and labels live here and only here (HELP text in `describe.rs`). Labels
+//! are method, gRPC code, operation, HTTP status, profile name, outcome and TLS refusal
+//! reason (the fixed set of `crate::tls::Reason`): never an org id, a request id,
+//! certificate data or anything secret.
 mod describe;
 pub mod log_writer;
 
