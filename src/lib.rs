@@ -7,7 +7,7 @@
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
-//! reflection, TLS, shutdown, signals), [`idempotency`] (AIP-155), [`page_token`]
+//! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`idempotency`] (AIP-155), [`page_token`]
 //! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
 //! [`cli`] (subcommands).
 //!
@@ -31,6 +31,7 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 /// Generated protobuf types and the tonic service/client for `atlas.gateway.v1`.
