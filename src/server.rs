@@ -107,9 +107,11 @@ pub async fn serve(
     let mut server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match tls {
             // Handshakes in crate::tls, which logs and counts the refused ones.
-            Some(tls) => Box::pin(
-                builder.serve_with_incoming_shutdown(routes, crate::tls::incoming(listener, tls), drained),
-            ),
+            Some(tls) => Box::pin(builder.serve_with_incoming_shutdown(
+                routes,
+                crate::tls::incoming(listener, tls),
+                drained,
+            )),
             // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set
             // it on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
             None => Box::pin(builder.serve_with_incoming_shutdown(
