@@ -34,8 +34,9 @@ pub struct Routes {
 impl Routes {
     /// No services yet: every call answers UNIMPLEMENTED.
     pub fn new() -> Self {
-        let unimplemented = tower::service_fn(|_: http::Request<Body>| {
-            let (parts, ()) = Status::unimplemented("").into_http::<()>().into_parts();
+        let unimplemented = tower::service_fn(|request: http::Request<Body>| {
+            let status = Status::unimplemented(unknown(request.uri().path()));
+            let (parts, ()) = status.into_http::<()>().into_parts();
             std::future::ready(Ok(http::Response::from_parts(parts, Body::empty())))
         });
         Self {
@@ -63,14 +64,28 @@ impl Routes {
     }
 
     fn route(&self, path: &str) -> &Grpc {
-        let name = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .map(|(name, _method)| name);
+        let name = service_name(path);
         self.services
             .iter()
             .find(|(service, _)| Some(*service) == name)
             .map_or(&self.unimplemented, |(_, grpc)| grpc)
+    }
+}
+
+/// The `package.Service` of a `/package.Service/Method` path.
+fn service_name(path: &str) -> Option<&str> {
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .map(|(name, _method)| name)
+}
+
+/// The UNIMPLEMENTED message for a path no service serves, as gRPC servers word it;
+/// the caller's text is cut to 64 characters.
+fn unknown(path: &str) -> String {
+    let cut = |text: &str| text.chars().take(64).collect::<String>();
+    match service_name(path) {
+        Some(name) => format!("unknown service {}", cut(name)),
+        None => format!("malformed method path {:?}", cut(path)),
     }
 }
 
@@ -140,6 +155,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_services_and_odd_paths_are_unimplemented() {
+        let status = Status::from_header_map(answer("/pkg.Three/Get").await.headers()).unwrap();
+        assert_eq!(status.message(), "unknown service pkg.Three");
         for path in [
             "/pkg.Three/Get",
             "/pkg.One",
@@ -150,6 +167,12 @@ mod tests {
             let response = answer(path).await;
             assert_eq!(response.status(), http::StatusCode::OK, "{path}");
             assert_eq!(response.headers()["grpc-status"], "12", "{path}");
+            let status = Status::from_header_map(response.headers()).unwrap();
+            let message = status.message();
+            assert!(
+                message.starts_with("unknown service") || message.starts_with("malformed"),
+                "{path}: {message}"
+            );
             assert!(!response.headers().contains_key("x-service"), "{path}");
         }
     }
