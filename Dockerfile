@@ -24,10 +24,14 @@ COPY . .
 # Cache mounts keep the crates.io registry and target/ between builds (BuildKit);
 # the binary is copied out of the cached target/ in the same step because cache
 # mounts are not part of the image layer. --locked: build exactly Cargo.lock.
+# --no-default-features: the production binary, without the `emulator` feature, so
+# the image carries no Atlas emulator, no `dev`/`emulator` subcommands and none of
+# the crates only they use (axum, the Digest server side); `serve`, `healthcheck`
+# and every flag are the same. .ci/lint-deploy.sh checks this line.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin atlas-grpc-gateway \
+    cargo build --release --locked --no-default-features --bin atlas-grpc-gateway \
  && install -D -m 0755 target/release/atlas-grpc-gateway /out/atlas-grpc-gateway
 
 # ---------------------------------------------------------------------------

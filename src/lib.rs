@@ -7,14 +7,21 @@
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
-//! reflection, TLS, shutdown, signals), [`idempotency`] (AIP-155), [`page_token`]
+//! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`idempotency`] (AIP-155), [`page_token`]
 //! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
-//! [`cli`] (subcommands). [`emulator`] is a dev/test
-//! double of Atlas used by `dev`, `emulator` and tests, never by `serve`.
+//! [`cli`] (subcommands).
+//!
+//! # Features
+//! `emulator` (on by default): the `emulator` module, a dev/test double of Atlas, and
+//! the `dev` module, used by the `dev` and `emulator` subcommands and the tests, never by
+//! `serve`. Production builds leave it out (`cargo build --release --no-default-features`,
+//! as the Dockerfile does), and with it axum and the Digest server side.
 pub mod atlas;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "emulator")]
 pub mod dev;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
@@ -24,6 +31,7 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 /// Generated protobuf types and the tonic service/client for `atlas.gateway.v1`.

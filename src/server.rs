@@ -1,14 +1,18 @@
 //! The gRPC server: the gateway service plus `grpc.health.v1.Health` and server
-//! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS and caller bearer
-//! tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
+//! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS (handshakes in [`crate::tls`]) and caller
+//! bearer tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
-use std::{collections::HashMap, future::Future, process::ExitCode, sync::Arc, time::Duration};
+mod routes;
+
+use std::{
+    collections::HashMap, future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration,
+};
 
 use tokio::net::TcpListener;
 use tonic::{
     service::interceptor::InterceptedService,
-    transport::{server::TcpIncoming, Certificate, Identity, Server, ServerTlsConfig},
+    transport::{server::TcpIncoming, Server},
     Code, Request, Status,
 };
 use tonic_health::ServingStatus;
@@ -87,32 +91,43 @@ pub async fn serve(
     // headers). What only it bounded: a caller that never finishes sending its request
     // message and set no deadline; such a stream lives as long as its connection, as an
     // idle connection always could (HTTP/2 keepalive closes it when the peer is gone).
-    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
-    if let Some(tls) = &config.tls {
-        builder = builder
-            .tls_config(tls_config(tls)?)
-            .map_err(|e| ServeError::Tls(e.to_string()))?;
-    }
+    let tls = (config.tls.as_ref())
+        .map(crate::tls::server_config)
+        .transpose()
+        .map_err(ServeError::Tls)?;
+    let builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
     let gateway = InterceptedService::new(
         AtlasGatewayServer::new(service),
         CallerAuth::new(config.caller_tokens.clone()),
     );
-    let router = builder
-        .add_service(health)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .add_service(gateway);
+    let routes = routes::Routes::new()
+        .add(gateway)
+        .add(health)
+        .add(reflection().build_v1()?)
+        .add(reflection().build_v1alpha()?);
 
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
-    // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set it
-    // on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+    let drained = async move {
+        let _ = drain_rx.wait_for(|d| *d).await;
+    };
     // The bound address (the configured one, or the port the OS chose for port 0).
     let listen = listener.local_addr().unwrap_or(config.listen);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = router.serve_with_incoming_shutdown(incoming, async move {
-        let _ = drain_rx.wait_for(|d| *d).await;
-    });
-    tokio::pin!(server);
+    let mut server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            // Handshakes in crate::tls, which logs and counts the refused ones.
+            Some(tls) => Box::pin(builder.serve_with_incoming_shutdown(
+                routes,
+                crate::tls::incoming(listener, tls),
+                drained,
+            )),
+            // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set
+            // it on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
+            None => Box::pin(builder.serve_with_incoming_shutdown(
+                routes,
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                drained,
+            )),
+        };
     let shared_store = config
         .shared_store
         .as_ref()
@@ -238,18 +253,6 @@ impl Signals {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn tls_config(tls: &crate::config::TlsConfig) -> Result<ServerTlsConfig, ServeError> {
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
-    };
-    let mut cfg =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
-    if let Some(ca) = &tls.client_ca {
-        cfg = cfg.client_ca_root(Certificate::from_pem(read(ca)?));
-    }
-    Ok(cfg)
 }
 
 /// Checks `authorization: Bearer <token>` against the configured caller tokens (when

@@ -1,12 +1,15 @@
 //! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter; lines
-//! formatted by [`log_format`] and batched off the call path by [`log_writer`]) and Prometheus metrics on their own
-//! loopback port.
+//! formatted by [`log_format`] and batched off the call path by [`log_writer`]) and
+//! Prometheus metrics on their own loopback port.
 //!
-//! Metric names and labels live here and only here. Labels are method, gRPC code,
-//! operation, HTTP status, profile name and outcome: never an org id, a request id or
-//! anything secret.
+//! Metric names and labels live here and only here (HELP text in `describe.rs`). Labels
+//! are method, gRPC code, operation, HTTP status, profile name, outcome and TLS refusal
+//! reason (the fixed set of `crate::tls::Reason`): never an org id, a request id,
+//! certificate data or anything secret.
+mod describe;
 pub mod log_format;
 pub mod log_writer;
+mod metrics_http;
 
 use std::{io::IsTerminal, net::SocketAddr};
 
@@ -76,42 +79,8 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
         }
     });
     metrics::enable();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(handle.render())),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the metrics listener stopped");
-        }
-    });
-    ::metrics::describe_counter!("atlas_gateway_calls_total", "gRPC calls by method and code");
-    ::metrics::describe_histogram!("atlas_gateway_call_duration_seconds", "gRPC call latency");
-    ::metrics::describe_gauge!("atlas_gateway_in_flight_calls", "gRPC calls in progress");
-    ::metrics::describe_histogram!(
-        "atlas_gateway_upstream_duration_seconds",
-        "Atlas HTTP attempt latency"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_upstream_retries_total",
-        "Atlas calls retried"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_token_fetches_total",
-        "OAuth token requests by outcome"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_token_cache_hits_total",
-        "Calls served by a cached token"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_shared_store_errors_total",
-        "Shared store operations that failed or timed out (the call went on in process)"
-    );
-    ::metrics::describe_counter!(
-        "atlas_gateway_digest_challenges_total",
-        "Digest challenges answered"
-    );
+    tokio::spawn(metrics_http::serve(listener, handle));
+    describe::describe_metrics();
     Ok(bound)
 }
 
@@ -206,6 +175,15 @@ pub mod metrics {
             return;
         }
         ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
+    }
+
+    /// The TLS listener refused (or lost) a handshake; `reason` is one of a fixed set.
+    pub fn tls_handshake_failure(reason: &'static str) {
+        if off() {
+            return;
+        }
+        ::metrics::counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason)
+            .increment(1);
     }
 }
 

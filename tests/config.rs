@@ -1,7 +1,10 @@
 //! Configuration as the binary reads it (`serve --check-config`): flag > environment >
 //! TOML file for every setting, as one table, and the start-up refusal of a network
 //! listener without caller authentication.
-use std::process::{Command, Output};
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
@@ -310,4 +313,44 @@ fn a_network_listener_without_caller_authentication_refuses_to_start() {
     // TLS without client certificates does not authenticate callers.
     let tls_only = check_config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &sa, None);
     assert_eq!(tls_only.status.code(), Some(64));
+}
+
+/// Every way the CLI prints to stdout, with the pipe's reader gone before it writes (as
+/// when `serve --check-config | head -1` has read its line): the process ends at once and
+/// quietly, status 0, never a "failed printing to stdout" panic (status 101).
+#[test]
+fn printing_into_a_closed_pipe_exits_quietly() {
+    let cases: [&[&str]; 5] = [
+        &["serve", "--check-config"],
+        &["dev", "--listen", "127.0.0.1:0", "--metrics-listen", "off"],
+        &["emulator", "--listen", "127.0.0.1:0"],
+        &["--help"],
+        &["--version"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("MONGODB_ATLAS_CLIENT_ID", "mdb_sa_id_x")
+            .env("MONGODB_ATLAS_CLIENT_SECRET", "s3cret")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `dev` and `emulator` would serve on if the write error went unnoticed.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > give_up {
+                child.kill().unwrap();
+                panic!("{args:?} kept running with nobody reading its output");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
 }

@@ -23,31 +23,38 @@ const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 const SIDECARS: usize = 24;
 
 struct Sidecar {
-    addr: SocketAddr,
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl Sidecar {
+    /// Starts a sidecar on a loopback port 0; its log says which port it bound.
     fn spawn(emu: &Emulator, store: Option<&str>, logs: &std::path::Path, name: &str) -> Sidecar {
-        let addr = free_addr();
+        let log = logs.join(name);
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .env_clear()
             .env("MONGODB_ATLAS_BASE_URL", emu.base_url())
             .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
             .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-            .env("ATLAS_GATEWAY_LISTEN", addr.to_string())
+            .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
             .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
-            .env("RUST_LOG", "warn")
+            // Warnings, plus the start-up line that names the bound address.
+            .env("RUST_LOG", "warn,atlas_grpc_gateway::server=info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(logs.join(name)).unwrap());
+            .stderr(std::fs::File::create(&log).unwrap());
         if let Some(url) = store {
             cmd.env("ATLAS_GATEWAY_SHARED_STORE", url);
         }
         Sidecar {
-            addr,
             child: cmd.spawn().unwrap(),
+            log,
         }
+    }
+
+    /// Waits for health SERVING at the address the sidecar logged.
+    async fn serving(&mut self) -> SocketAddr {
+        process::wait_serving(&mut self.child, &self.log).await
     }
 
     fn stop(mut self, how: &str) {
@@ -103,11 +110,12 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
     };
     let mut failed = 0;
     // Roll out: every sidecar starts, then all make their first calls together.
-    let old: Vec<Sidecar> = (0..SIDECARS).map(|i| spawn(i, "old")).collect();
-    for s in &old {
-        wait_serving_at(s.addr).await;
+    let mut old: Vec<Sidecar> = (0..SIDECARS).map(|i| spawn(i, "old")).collect();
+    let mut addrs = Vec::new();
+    for s in &mut old {
+        addrs.push(s.serving().await);
     }
-    let calls = old.iter().enumerate().map(|(i, s)| first_calls(s.addr, i));
+    let calls = addrs.iter().enumerate().map(|(i, a)| first_calls(*a, i));
     failed += join_all(calls).await.into_iter().sum::<u64>();
     // Replace all, one by one: the first old sidecar is killed (after answering), the
     // replacement starts and retries its predecessor's request_id, then the old one
@@ -120,9 +128,9 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
         } else {
             Some(s)
         };
-        let replacement = spawn(i, "new");
-        wait_serving_at(replacement.addr).await;
-        failed += first_calls(replacement.addr, i).await;
+        let mut replacement = spawn(i, "new");
+        let addr = replacement.serving().await;
+        failed += first_calls(addr, i).await;
         if let Some(s) = draining {
             tokio::task::spawn_blocking(move || s.stop("-TERM"))
                 .await

@@ -156,11 +156,10 @@ mod otlp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Receiver(tx)))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        tokio::spawn(tonic::transport::Server::builder().serve_with_incoming(
+            TraceServiceServer::new(Receiver(tx)),
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+        ));
         (endpoint, rx)
     }
 

@@ -86,21 +86,6 @@ async fn creations_reach_atlas(emulator: &Emulator, n: u64) {
     .await;
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-async fn wait_exit(mut child: Child, log: &std::path::Path) -> (std::process::ExitStatus, String) {
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    (status, std::fs::read_to_string(log).unwrap_or_default())
-}
-
 #[tokio::test]
 async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
     let emulator = Emulator::start(Default::default(), loopback())

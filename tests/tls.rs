@@ -1,14 +1,22 @@
 //! Caller security at the gRPC listener: TLS, mTLS (rcgen certificates) and static
-//! caller bearer tokens. A refused caller never reaches Atlas.
+//! caller bearer tokens. A refused caller never reaches Atlas, and a refused handshake
+//! is logged (once per peer and reason) and counted.
 mod common;
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+};
 
 use atlas_grpc_gateway::{
     config::{CallerToken, TlsConfig},
+    emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET},
     pb::atlas_gateway_client::AtlasGatewayClient,
     secret::Secret,
 };
-use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use common::{process::*, *};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tonic::{
     transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
     Code,
@@ -25,9 +33,17 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    // A name of its own per CA: a stranger CA is an unknown issuer, not a look-alike.
+    static CAS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("test CA {n}"));
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_key_pem = ca_key.serialize_pem();
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let leaf = |names: Vec<String>| {
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(names)
@@ -43,6 +59,7 @@ fn pki() -> Pki {
     std::fs::write(dir.path().join("server.pem"), server_cert).unwrap();
     std::fs::write(dir.path().join("server.key"), server_key).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), ca_key_pem).unwrap();
     std::fs::write(dir.path().join("client.pem"), &client_cert).unwrap();
     std::fs::write(dir.path().join("client.key"), &client_key).unwrap();
     Pki {
@@ -61,11 +78,12 @@ async fn tls_client(
     with_identity: bool,
 ) -> AtlasGatewayClient<tonic::transport::Channel> {
     let identity = with_identity.then_some((pki.client_cert.as_str(), pki.client_key.as_str()));
-    tls_client_as(gw, pki, identity).await
+    tls_client_as(gw.addr, pki, identity).await
 }
 
+/// A client of the gateway at `addr` that trusts `pki`'s CA, with this identity if any.
 async fn tls_client_as(
-    gw: &Gateway,
+    addr: SocketAddr,
     pki: &Pki,
     identity: Option<(&str, &str)>,
 ) -> AtlasGatewayClient<tonic::transport::Channel> {
@@ -75,7 +93,7 @@ async fn tls_client_as(
     if let Some((cert, key)) = identity {
         tls = tls.identity(Identity::from_pem(cert, key));
     }
-    let ch = Endpoint::from_shared(format!("https://{}", gw.addr))
+    let ch = Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls)
         .unwrap()
@@ -102,7 +120,7 @@ async fn mtls_callers_have_their_own_idempotency_records() {
     let mut req = key_req(DEMO_ORG_ID);
     req.request_id = "0d9a1c44-same-id".into();
     let billing = tls_client(&gw, &pki, true).await;
-    let reports = tls_client_as(&gw, &pki, Some((&pki.other_cert, &pki.other_key))).await;
+    let reports = tls_client_as(gw.addr, &pki, Some((&pki.other_cert, &pki.other_key))).await;
     let mut private = Vec::new();
     for mut client in [billing.clone(), billing, reports] {
         let resp = client.create_api_key(req.clone()).await.unwrap();
@@ -227,4 +245,150 @@ async fn caller_tokens_gate_the_gateway_but_not_health() {
         .unwrap();
     assert_eq!(status.into_inner().status, 1);
     gw.stop().await;
+}
+
+/// The gateway binary serving mTLS from `pki`, metrics on, JSON logs to `log`.
+fn mtls_process(pki: &Pki, emulator: &Emulator, log: &Path) -> Child {
+    let dir = pki.dir.path();
+    Command::new(env!("CARGO_BIN_EXE_atlas-grpc-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("MONGODB_ATLAS_BASE_URL", emulator.base_url())
+        .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
+        .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+        .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("ATLAS_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
+        .env("ATLAS_GATEWAY_LOG_FORMAT", "json")
+        .env("ATLAS_GATEWAY_TLS_CERT", dir.join("server.pem"))
+        .env("ATLAS_GATEWAY_TLS_KEY", dir.join("server.key"))
+        .env("ATLAS_GATEWAY_TLS_CLIENT_CA", dir.join("ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// An X.509 v1 client certificate signed by the CA in `dir` (ca.pem, ca.key), as
+/// `openssl x509 -req` makes one by default, presented twice by `openssl s_client`
+/// (rustls clients refuse to load a v1 certificate). False when there is no `openssl`.
+fn v1_handshakes(dir: &Path, addr: SocketAddr) -> bool {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output();
+        out.map(|o| o.status.success())
+    };
+    let req = "req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout v1.key -out v1.csr -subj /CN=legacy-v1";
+    let Ok(made) = openssl(&req.split(' ').collect::<Vec<_>>()) else {
+        return false;
+    };
+    assert!(made, "openssl req");
+    let sign = "x509 -req -in v1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out v1.pem";
+    assert!(
+        openssl(&sign.split(' ').collect::<Vec<_>>()).unwrap(),
+        "openssl x509 -req"
+    );
+    let connect =
+        format!("s_client -connect {addr} -cert v1.pem -key v1.key -CAfile ca.pem -brief");
+    for _ in 0..2 {
+        // The gateway refuses the certificate; s_client's own status does not matter.
+        openssl(&connect.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    true
+}
+
+/// The value of a Prometheus sample line `name{labels} value`, if present.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn refused_handshakes_are_logged_once_per_peer_and_reason_and_all_counted() {
+    let stranger = pki(); // certificates from another CA
+    let pki = pki();
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let log = pki.dir.path().join("gateway.log");
+    let child = mtls_process(&pki, &emulator, &log);
+    let mut addrs = None;
+    eventually("the gateway logs its addresses", || {
+        addrs = logged_addr(&log, "listen").zip(logged_addr(&log, "metrics_listen"));
+        std::future::ready(addrs.is_some())
+    })
+    .await;
+    let (addr, metrics) = addrs.unwrap();
+    let mut ok = tls_client_as(addr, &pki, Some((&pki.client_cert, &pki.client_key))).await;
+    ok.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+    for _ in 0..3 {
+        let unknown_ca = Some((stranger.client_cert.as_str(), stranger.client_key.as_str()));
+        for identity in [None, unknown_ca] {
+            let mut refused = tls_client_as(addr, &pki, identity).await;
+            assert!(refused
+                .create_link_token(link_req(DEMO_ORG_ID))
+                .await
+                .is_err());
+        }
+    }
+    let dir = pki.dir.path().to_path_buf();
+    let v1 = tokio::task::spawn_blocking(move || v1_handshakes(&dir, addr))
+        .await
+        .unwrap();
+    if !v1 {
+        eprintln!("no openssl on PATH: the X.509 v1 case is skipped");
+    }
+    let mut expected = vec![("no_client_certificate", 3), ("unknown_ca", 3)];
+    if v1 {
+        expected.push(("bad_certificate", 2));
+    }
+    let url = format!("http://{metrics}/metrics");
+    let series =
+        |reason: &str| format!("atlas_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+    eventually("every refusal is counted", || {
+        let (url, expected) = (url.clone(), expected.clone());
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            expected
+                .iter()
+                .all(|(r, n)| sample(&text, &series(r)) == Some(*n))
+        }
+    })
+    .await;
+    // SIGTERM: the gateway flushes its batched log lines at exit.
+    signal(&child, "-TERM");
+    let (status, logs) = wait_exit(child, &log).await;
+    assert_eq!(status.code(), Some(0), "{logs}");
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("refused a TLS handshake"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        expected.len(),
+        "one line per peer and reason: {refused:#?}"
+    );
+    let texts = [
+        ("no_client_certificate", "peer sent no certificates"),
+        ("unknown_ca", "UnknownIssuer"),
+        ("bad_certificate", "UnsupportedCertVersion"),
+    ];
+    for (reason, _) in &expected {
+        let line = refused
+            .iter()
+            .find(|l| l.contains(&format!("\"reason\":\"{reason}\"")))
+            .unwrap_or_else(|| panic!("no line for {reason}: {refused:#?}"));
+        assert!(line.contains("\"level\":\"WARN\""), "{line}");
+        assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");
+        let text = texts.iter().find(|(r, _)| r == reason).unwrap().1;
+        assert!(line.contains(text), "the rustls reason: {line}");
+    }
+    for content in ["BEGIN CERTIFICATE", "billing-service", "legacy-v1"] {
+        assert!(
+            !logs.contains(content),
+            "no certificate content in logs: {content}"
+        );
+    }
 }

@@ -143,9 +143,12 @@ pub fn main(listen: &str) {
             .expect("bind the floor's address");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut signals = atlas_grpc_gateway::server::Signals::new().expect("signal handlers");
+        // One service, so no router: the gateway's path router (src/server/routes.rs) is
+        // part of what the comparison measures.
         Server::builder()
-            .add_service(AtlasGatewayServer::new(floor))
-            .serve_with_incoming_shutdown(incoming, async move { signals.next().await })
+            .serve_with_incoming_shutdown(AtlasGatewayServer::new(floor), incoming, async move {
+                signals.next().await
+            })
             .await
             .expect("the floor serves");
     });

@@ -56,11 +56,11 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
     for fault in args.faults {
         emulator.inject(fault);
     }
-    println!(
+    crate::cli::print_line(&format!(
         "atlas emulator listening on {} (org {DEMO_ORG_ID}; service account {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}; API key {DEMO_PUBLIC_KEY} / {DEMO_PRIVATE_KEY}; control API {}/__emulator/counters)",
         emulator.base_url(),
         emulator.base_url(),
-    );
+    ));
     wait_for_signal().await?;
     emulator.shutdown().await;
     Ok(())

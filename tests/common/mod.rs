@@ -127,39 +127,6 @@ impl Replica {
     }
 }
 
-pub fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// Waits until the gateway at `addr` answers grpc.health.v1 SERVING.
-pub async fn wait_serving_at(addr: std::net::SocketAddr) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            if let Ok(r) = tonic_health::pb::health_client::HealthClient::new(ch)
-                .check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-            {
-                if r.into_inner().status == 1 {
-                    return;
-                }
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Runs futures concurrently (each on its own task) and collects their outputs in order.
 pub async fn join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where

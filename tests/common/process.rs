@@ -1,6 +1,10 @@
 //! The real binary as a child process: it listens on a loopback port 0 and logs the
 //! address it bound, which the tests read back (no port picked, dropped and re-bound).
-use std::{net::SocketAddr, path::Path, process::Child};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, ExitStatus},
+};
 
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
@@ -52,4 +56,21 @@ pub async fn wait_serving(child: &mut Child, log: &Path) -> SocketAddr {
     })
     .await;
     addr
+}
+
+/// Sends `sig` (e.g. "-TERM") to the child.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the child to exit; returns its status and its log file.
+pub async fn wait_exit(mut child: Child, log: &Path) -> (ExitStatus, String) {
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    (status, std::fs::read_to_string(log).unwrap_or_default())
 }

@@ -13,7 +13,8 @@
 #      and snippets.py (the Go and Java code in docs/clients.md is those suites' code),
 #      and the commands suite (commands.py: every grpcurl line the `dev` banner prints
 #      and every grpcurl command in README.md and docs/*.md, run as pasted, against a
-#      `dev` process of its own);
+#      `dev` process of its own), and the promtool suite (promtool.sh: a real /metrics
+#      scrape of a `dev` process of its own, linted by `promtool check metrics`);
 #   4. always stops both processes (trap), and prints their logs if something failed.
 #
 # It builds nothing: run `cargo build` first. Usage (from anywhere):
@@ -21,7 +22,7 @@
 # Environment:
 #   GATEWAY_BIN       the binary (default target/debug/atlas-grpc-gateway)
 #   INTEROP_VENV      the Python venv (default target/interop-venv)
-#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node go java snippets")
+#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node go java snippets promtool")
 #   PYTHON            interpreter that creates the venv (default python3)
 set -euo pipefail
 
@@ -31,7 +32,7 @@ cd "$ROOT"
 
 GATEWAY_BIN="${GATEWAY_BIN:-target/debug/atlas-grpc-gateway}"
 VENV="${INTEROP_VENV:-target/interop-venv}"
-SUITES="${INTEROP_SUITES:-grpcurl commands python node go java snippets}"
+SUITES="${INTEROP_SUITES:-grpcurl commands python node go java snippets promtool}"
 PYTHON="${PYTHON:-python3}"
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 
@@ -124,7 +125,7 @@ setup_node() {
 
 needs() { [[ " $SUITES " == *" $1 "* ]]; }
 
-if needs grpcurl || needs commands || needs python; then setup_python; fi
+if needs grpcurl || needs commands || needs python || needs promtool; then setup_python; fi
 if needs node; then setup_node; fi
 
 # ---------------------------------------------------------------- processes
@@ -233,7 +234,8 @@ for suite in $SUITES; do
     go) run_suite go bash "$HERE/go/run.sh" ;;
     java) run_suite java bash "$HERE/java/run.sh" ;;
     snippets) run_suite snippets "$PYTHON" "$HERE/snippets.py" ;;
-    *) die "unknown suite $suite (known: grpcurl commands python node go java snippets)" ;;
+    promtool) run_suite promtool env GATEWAY_BIN="$GATEWAY_BIN" bash "$HERE/promtool.sh" ;;
+    *) die "unknown suite $suite (known: grpcurl commands python node go java snippets promtool)" ;;
   esac
 done
 

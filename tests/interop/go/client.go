@@ -1,6 +1,7 @@
 // Go interop suite: grpc-go (Debian's 1.33, GOPATH mode, offline) with stubs generated
 // from proto/ by protoc-gen-go, against the real gateway in front of the emulator. Every
-// RPC, rich error details (ErrorInfo, BadRequest, RetryInfo, RequestInfo) and metadata.
+// RPC (the API key lifecycle too: an access list at creation and its rollback, paging,
+// delete), rich error details (ErrorInfo, BadRequest, RetryInfo, RequestInfo) and metadata.
 //
 // Built and run by tests/interop/go/run.sh, which sets GATEWAY_ADDR, EMULATOR_URL and
 // ATLAS_ORG_ID. The regions between "docs:begin" and "docs:end" are the Go code shown
@@ -10,10 +11,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -89,6 +92,42 @@ func details(err error) Details {
 
 // docs:end
 
+// docs:begin go-list-api-keys
+// listAPIKeys returns every API key of the org (private keys redacted), page by page.
+// A page token is bound to its org and page size: keep both the same across pages.
+func listAPIKeys(ctx context.Context, client gatewayv1.AtlasGatewayClient,
+	orgID string, pageSize int32) ([]*gatewayv1.ApiKey, error) {
+	req := &gatewayv1.ListApiKeysRequest{OrgId: orgID, PageSize: pageSize}
+	var keys []*gatewayv1.ApiKey
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		page, err := client.ListApiKeys(callCtx, req)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, page.GetApiKeys()...)
+		if page.GetNextPageToken() == "" {
+			return keys, nil
+		}
+		req.PageToken = page.GetNextPageToken()
+	}
+}
+
+// deleteAPIKey deletes an org API key by id; NOT_FOUND means it is already gone.
+func deleteAPIKey(ctx context.Context, client gatewayv1.AtlasGatewayClient,
+	orgID, keyID string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := client.DeleteApiKey(ctx, &gatewayv1.DeleteApiKeyRequest{OrgId: orgID, ApiKeyId: keyID})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+// docs:end
+
 var (
 	passed, failed int
 	org            = env("ATLAS_ORG_ID", "5f1a0c2b3d4e5f6a7b8c9d0e")
@@ -147,6 +186,137 @@ func injectFault(body string) {
 	resp.Body.Close()
 }
 
+// firstField is the field of the first BadRequest violation ("" when there is none).
+func firstField(d Details) string {
+	if v := d.BadRequest.GetFieldViolations(); len(v) > 0 {
+		return v[0].GetField()
+	}
+	return ""
+}
+
+// storedKey is the emulator's record of an API key ({"org_id","id","access_list"}), nil
+// when Atlas no longer has it.
+func storedKey(id string) map[string]interface{} {
+	resp, err := http.Get(env("EMULATOR_URL", "http://127.0.0.1:8080") + "/__emulator/state")
+	if err != nil {
+		log.Fatalf("cannot read the emulator state: %v", err)
+	}
+	defer resp.Body.Close()
+	var state struct {
+		APIKeys []map[string]interface{} `json:"api_keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		log.Fatalf("cannot decode the emulator state: %v", err)
+	}
+	for _, k := range state.APIKeys {
+		if k["id"] == id {
+			return k
+		}
+	}
+	return nil
+}
+
+// createKey creates an ORG_MEMBER key with these access list entries (none: nil).
+func createKey(client gatewayv1.AtlasGatewayClient, ips ...string) (*gatewayv1.ApiKey, error) {
+	ctx, cancel := call()
+	defer cancel()
+	resp, err := client.CreateApiKey(ctx, &gatewayv1.CreateApiKeyRequest{OrgId: org,
+		Desc: "go lifecycle", Roles: []gatewayv1.OrgRole{gatewayv1.OrgRole_ORG_MEMBER}, AccessListIps: ips})
+	return resp.GetApiKey(), err
+}
+
+// lifecycle checks CreateApiKey with an access list, ListApiKeys and DeleteApiKey, as the
+// Python and Node suites do.
+func lifecycle(client gatewayv1.AtlasGatewayClient) {
+	key, err := createKey(client, "203.0.113.7", "2001:db8::/32")
+	check("CreateApiKey with access_list_ips returns the applied entries", expect("error", err, nil),
+		expect("access_list_ips", key.GetAccessListIps(), []string{"203.0.113.7", "2001:db8::/32"}),
+		expect("in Atlas", storedKey(key.GetId())["access_list"], []string{"203.0.113.7/32", "2001:db8::/32"}))
+
+	hexID := regexp.MustCompile(`^[a-f0-9]{24}$`)
+	injectFault(`{"route":"create_api_key_access_list","times":1,"action":{"kind":"error","status":400,` +
+		`"error_code":"INVALID_ATTRIBUTE","bad_request_fields":[["accessListIps","not allowed"]]}}`)
+	_, err = createKey(client, "10.0.0.0/8")
+	d := details(err)
+	id := d.Info.GetMetadata()["api_key_id"]
+	check("access list refused: InvalidArgument, key rolled back, ErrorInfo and BadRequest",
+		expect("code", d.Code, codes.InvalidArgument), expect("reason", d.Info.GetReason(), "INVALID_ATTRIBUTE"),
+		expect("rolled_back", d.Info.GetMetadata()["rolled_back"], "true"),
+		expect("api_key_id is an id", hexID.MatchString(id), true),
+		expect("field", firstField(d), "access_list_ips"),
+		expect("deleted again", storedKey(id) == nil, true))
+
+	injectFault(`[{"route":"create_api_key_access_list","times":1,"action":{"kind":"error","status":403,"error_code":"ACCESS_LIST_FORBIDDEN"}},` +
+		`{"route":"delete_api_key","times":1,"action":{"kind":"error","status":500,"error_code":"UNEXPECTED_ERROR"}}]`)
+	_, err = createKey(client, "10.0.0.0/8")
+	d = details(err)
+	id = d.Info.GetMetadata()["api_key_id"]
+	orphan := storedKey(id) != nil
+	check("rollback fails too: Internal ORPHANED_API_KEY; the caller deletes it by id",
+		expect("code", d.Code, codes.Internal), expect("reason", d.Info.GetReason(), "ORPHANED_API_KEY"),
+		expect("rolled_back", d.Info.GetMetadata()["rolled_back"], "false"),
+		expect("orphan still in Atlas", orphan, true),
+		expect("delete", deleteAPIKey(context.Background(), client, org, id), nil),
+		expect("gone", storedKey(id) == nil, true))
+
+	var mine []string
+	for i := 0; i < 3; i++ {
+		k, err := createKey(client)
+		if err != nil {
+			log.Fatalf("CreateApiKey: %v", err)
+		}
+		mine = append(mine, k.GetId())
+	}
+	ctx, cancel := call()
+	first, err := client.ListApiKeys(ctx, &gatewayv1.ListApiKeysRequest{OrgId: org, PageSize: 1})
+	cancel()
+	keys, err2 := listAPIKeys(context.Background(), client, org, 2)
+	seen, redacted := map[string]bool{}, true
+	for _, k := range keys {
+		seen[k.GetId()] = true
+		redacted = redacted && strings.HasPrefix(k.GetPrivateKey(), "********-")
+	}
+	check("ListApiKeys page by page: every key once, private keys redacted",
+		expect("errors", []error{err, err2}, []error{nil, nil}),
+		expect("keys", len(keys), first.GetTotalSize()), expect("distinct", len(seen), len(keys)),
+		expect("created ones listed", seen[mine[0]] && seen[mine[1]] && seen[mine[2]], true),
+		expect("redacted", redacted, true))
+
+	ctx, cancel = call()
+	_, err = client.DeleteApiKey(ctx, &gatewayv1.DeleteApiKeyRequest{OrgId: org, ApiKeyId: mine[0]})
+	cancel()
+	ctx, cancel = call()
+	_, again := client.DeleteApiKey(ctx, &gatewayv1.DeleteApiKeyRequest{OrgId: org, ApiKeyId: mine[0]})
+	cancel()
+	check("DeleteApiKey, then NotFound", expect("error", err, nil),
+		expect("gone", storedKey(mine[0]) == nil, true), expect("again", status.Code(again), codes.NotFound))
+
+	var problems []string
+	for _, bad := range []*gatewayv1.ListApiKeysRequest{
+		{OrgId: org, PageSize: 3, PageToken: first.GetNextPageToken()},
+		{OrgId: "0123456789abcdef01234567", PageSize: 1, PageToken: first.GetNextPageToken()},
+	} {
+		ctx, cancel = call()
+		_, err = client.ListApiKeys(ctx, bad)
+		cancel()
+		d = details(err)
+		problems = append(problems, expect("code", d.Code, codes.InvalidArgument),
+			expect("field", firstField(d), "page_token"))
+	}
+	check("a page token is bound to its org and page size: InvalidArgument on page_token", problems...)
+
+	ctx, cancel = call("x-atlas-profile", "readonly")
+	_, err = client.DeleteApiKey(ctx, &gatewayv1.DeleteApiKeyRequest{OrgId: org, ApiKeyId: mine[1]})
+	cancel()
+	d = details(err)
+	ctx, cancel = call("x-atlas-profile", "readonly")
+	_, listErr := client.ListApiKeys(ctx, &gatewayv1.ListApiKeysRequest{OrgId: org})
+	cancel()
+	check("allowed_rpcs: readonly may list, not delete (PermissionDenied POLICY_DENIED, field rpc)",
+		expect("code", d.Code, codes.PermissionDenied), expect("reason", d.Info.GetReason(), "POLICY_DENIED"),
+		expect("field", d.Info.GetMetadata()["field"], "rpc"), expect("list", listErr, nil))
+}
+
 func main() {
 	conn, err := connect(context.Background(), env("GATEWAY_ADDR", "127.0.0.1:50051"))
 	if err != nil {
@@ -199,6 +369,9 @@ func main() {
 	d = details(err)
 	check("DeleteLinkToken without a link: NotFound, Atlas status in ErrorInfo",
 		expect("code", d.Code, codes.NotFound), expect("http_status", d.Info.GetMetadata()["http_status"], "404"))
+
+	// Before the 429 below: it starts a cool-down of CreateApiKey for this org.
+	lifecycle(client)
 
 	injectFault(`{"route":"create_api_key","times":1,"action":{"kind":"error","status":429,"error_code":"RATE_LIMITED","retry_after":"60"}}`)
 	_, _, err = createAPIKey(context.Background(), client, org, "go-interop-rl", "")

@@ -1,6 +1,7 @@
 // Java interop suite: grpc-java (Debian's 1.41, netty transport, stubs from the
 // protoc-gen-grpc-java plugin), compiled with javac offline, against the real gateway in
-// front of the emulator. Every RPC, rich error details (ErrorInfo, BadRequest, RetryInfo,
+// front of the emulator. Every RPC (the API key lifecycle too: an access list at creation
+// and its rollback, paging, delete), rich error details (ErrorInfo, BadRequest, RetryInfo,
 // RequestInfo) and metadata.
 //
 // Built and run by tests/interop/java/run.sh, which sets GATEWAY_ADDR, EMULATOR_URL and
@@ -10,6 +11,8 @@ package atlasinterop;
 
 import atlas.gateway.v1.AtlasGatewayGrpc;
 import atlas.gateway.v1.Gateway.*;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.rpc.BadRequest;
@@ -27,6 +30,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -68,6 +72,37 @@ public final class AtlasInterop {
         }
       }
       return new Details(e.getStatus().getCode(), info, badRequest, retryAfter, requestId);
+    }
+  }
+  // docs:end
+
+  // docs:begin java-list-api-keys
+  /** Every API key of the org (private keys redacted), page by page. A page token is bound
+   *  to its org and page size: keep both the same across pages. */
+  static List<ApiKey> listApiKeys(Channel channel, String orgId, int pageSize) {
+    var stub = AtlasGatewayGrpc.newBlockingStub(channel);
+    var req = ListApiKeysRequest.newBuilder().setOrgId(orgId).setPageSize(pageSize);
+    List<ApiKey> keys = new ArrayList<>();
+    while (true) {
+      ListApiKeysResponse page =
+          stub.withDeadlineAfter(10, TimeUnit.SECONDS).listApiKeys(req.build());
+      keys.addAll(page.getApiKeysList());
+      if (page.getNextPageToken().isEmpty()) {
+        return keys;
+      }
+      req.setPageToken(page.getNextPageToken());
+    }
+  }
+
+  /** Deletes an org API key by id; NOT_FOUND means it is already gone. */
+  static void deleteApiKey(Channel channel, String orgId, String keyId) {
+    try {
+      AtlasGatewayGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .deleteApiKey(DeleteApiKeyRequest.newBuilder().setOrgId(orgId).setApiKeyId(keyId).build());
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() != Status.Code.NOT_FOUND) {
+        throw e;
+      }
     }
   }
   // docs:end
@@ -142,6 +177,111 @@ public final class AtlasInterop {
     }
   }
 
+  /** The emulator's record of an API key ({"org_id","id","access_list"}), null when gone. */
+  private static JsonObject storedKey(String id) throws Exception {
+    var url = URI.create(env("EMULATOR_URL", "http://127.0.0.1:8080") + "/__emulator/state");
+    var resp = HttpClient.newHttpClient()
+        .send(HttpRequest.newBuilder(url).build(), HttpResponse.BodyHandlers.ofString());
+    for (var key : JsonParser.parseString(resp.body()).getAsJsonObject().getAsJsonArray("api_keys")) {
+      if (key.getAsJsonObject().get("id").getAsString().equals(id)) {
+        return key.getAsJsonObject();
+      }
+    }
+    return null;
+  }
+
+  /** Creates an ORG_MEMBER key with these access list entries. */
+  private static ApiKey createKey(Channel ch, String... ips) {
+    return stub(ch).createApiKey(CreateApiKeyRequest.newBuilder().setOrgId(ORG)
+        .setDesc("java lifecycle").addRoles(OrgRole.ORG_MEMBER)
+        .addAllAccessListIps(List.of(ips)).build()).getApiKey();
+  }
+
+  /** The field of the first BadRequest violation ("" when there is none). */
+  private static String firstField(Details d) {
+    var v = d.badRequest().getFieldViolationsList();
+    return v.isEmpty() ? "" : v.get(0).getField();
+  }
+
+  /** CreateApiKey with an access list, ListApiKeys and DeleteApiKey, as the Python and
+   *  Node suites check them. */
+  private static void lifecycle(Channel ch) {
+    check("CreateApiKey with access_list_ips returns the applied entries", () -> {
+      ApiKey key = createKey(ch, "203.0.113.7", "2001:db8::/32");
+      return expect("access_list_ips", key.getAccessListIpsList(), List.of("203.0.113.7", "2001:db8::/32"),
+          "in Atlas", storedKey(key.getId()).get("access_list"), "[\"203.0.113.7/32\",\"2001:db8::/32\"]");
+    });
+    check("access list refused: InvalidArgument, key rolled back, ErrorInfo and BadRequest", () -> {
+      injectFault("{\"route\":\"create_api_key_access_list\",\"times\":1,\"action\":{\"kind\":\"error\","
+          + "\"status\":400,\"error_code\":\"INVALID_ATTRIBUTE\","
+          + "\"bad_request_fields\":[[\"accessListIps\",\"not allowed\"]]}}");
+      Details d = failure(() -> createKey(ch, "10.0.0.0/8"));
+      String id = d.info().getMetadataMap().getOrDefault("api_key_id", "");
+      return expect("code", d.code(), Status.Code.INVALID_ARGUMENT,
+          "reason", d.info().getReason(), "INVALID_ATTRIBUTE",
+          "rolled_back", d.info().getMetadataMap().get("rolled_back"), "true",
+          "api_key_id is an id", id.matches("[a-f0-9]{24}"), true,
+          "field", firstField(d), "access_list_ips",
+          "deleted again", storedKey(id), null);
+    });
+    check("rollback fails too: Internal ORPHANED_API_KEY; the caller deletes it by id", () -> {
+      injectFault("[{\"route\":\"create_api_key_access_list\",\"times\":1,\"action\":{\"kind\":\"error\","
+          + "\"status\":403,\"error_code\":\"ACCESS_LIST_FORBIDDEN\"}},"
+          + "{\"route\":\"delete_api_key\",\"times\":1,\"action\":{\"kind\":\"error\","
+          + "\"status\":500,\"error_code\":\"UNEXPECTED_ERROR\"}}]");
+      Details d = failure(() -> createKey(ch, "10.0.0.0/8"));
+      String id = d.info().getMetadataMap().getOrDefault("api_key_id", "");
+      boolean orphan = storedKey(id) != null;
+      deleteApiKey(ch, ORG, id);
+      return expect("code", d.code(), Status.Code.INTERNAL,
+          "reason", d.info().getReason(), "ORPHANED_API_KEY",
+          "rolled_back", d.info().getMetadataMap().get("rolled_back"), "false",
+          "orphan still in Atlas", orphan, true,
+          "gone after deleteApiKey", storedKey(id), null);
+    });
+    List<String> mine = List.of(createKey(ch).getId(), createKey(ch).getId(), createKey(ch).getId());
+    var firstPage = stub(ch).listApiKeys(
+        ListApiKeysRequest.newBuilder().setOrgId(ORG).setPageSize(1).build());
+    check("ListApiKeys page by page: every key once, private keys redacted", () -> {
+      List<ApiKey> keys = listApiKeys(ch, ORG, 2);
+      Set<String> seen = new java.util.HashSet<>();
+      keys.forEach(k -> seen.add(k.getId()));
+      return expect("keys", keys.size(), firstPage.getTotalSize(),
+          "distinct", seen.size(), keys.size(),
+          "created ones listed", seen.containsAll(mine), true,
+          "redacted", keys.stream().allMatch(k -> k.getPrivateKey().startsWith("********-")), true);
+    });
+    var delete = DeleteApiKeyRequest.newBuilder().setOrgId(ORG).setApiKeyId(mine.get(0)).build();
+    check("DeleteApiKey, then NotFound", () -> {
+      DeleteApiKeyResponse resp = stub(ch).deleteApiKey(delete);
+      Details again = failure(() -> stub(ch).deleteApiKey(delete));
+      return expect("empty", resp.getSerializedSize(), 0, "gone", storedKey(mine.get(0)), null,
+          "again", again.code(), Status.Code.NOT_FOUND);
+    });
+    check("a page token is bound to its org and page size: InvalidArgument on page_token", () -> {
+      List<String> problems = new ArrayList<>();
+      for (var bad : List.of(ListApiKeysRequest.newBuilder().setOrgId(ORG).setPageSize(3),
+          ListApiKeysRequest.newBuilder().setOrgId("0123456789abcdef01234567").setPageSize(1))) {
+        var req = bad.setPageToken(firstPage.getNextPageToken()).build();
+        Details d = failure(() -> stub(ch).listApiKeys(req));
+        problems.addAll(expect("code", d.code(), Status.Code.INVALID_ARGUMENT,
+            "field", firstField(d), "page_token"));
+      }
+      return problems;
+    });
+    check("allowed_rpcs: readonly may list, not delete (PermissionDenied POLICY_DENIED, field rpc)", () -> {
+      var readonly = stub(ch, "x-atlas-profile", "readonly");
+      Details d = failure(() -> readonly.deleteApiKey(DeleteApiKeyRequest.newBuilder()
+          .setOrgId(ORG).setApiKeyId(mine.get(1)).build()));
+      var listed = stub(ch, "x-atlas-profile", "readonly")
+          .listApiKeys(ListApiKeysRequest.newBuilder().setOrgId(ORG).build());
+      return expect("code", d.code(), Status.Code.PERMISSION_DENIED,
+          "reason", d.info().getReason(), "POLICY_DENIED",
+          "field", d.info().getMetadataMap().get("field"), "rpc",
+          "list total", listed.getTotalSize() >= 2, true);
+    });
+  }
+
   public static void main(String[] args) throws Exception {
     ManagedChannel channel = ManagedChannelBuilder
         .forTarget(env("GATEWAY_ADDR", "127.0.0.1:50051")).usePlaintext().build();
@@ -184,6 +324,8 @@ public final class AtlasInterop {
       return expect("code", d.code(), Status.Code.NOT_FOUND,
           "http_status", d.info().getMetadataMap().get("http_status"), "404");
     });
+    // Before the 429 below: it starts a cool-down of CreateApiKey for this org.
+    lifecycle(channel);
     check("rate limited: ResourceExhausted with RetryInfo", () -> {
       injectFault("{\"route\":\"create_api_key\",\"times\":1,\"action\":{\"kind\":\"error\","
           + "\"status\":429,\"error_code\":\"RATE_LIMITED\",\"retry_after\":\"60\"}}");
