@@ -40,7 +40,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 /// Arguments of `healthcheck`.
 pub struct HealthcheckArgs {
-    /// Gateway address; 0.0.0.0 / [::] mean the local loopback.
+    /// Gateway address; 0.0.0.0 and :: mean the local loopback.
     #[arg(long, env = "ATLAS_GATEWAY_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
     pub addr: SocketAddr,
     /// Service to check ("" = the whole server).

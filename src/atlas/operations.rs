@@ -1,5 +1,5 @@
 //! The Atlas operations the gateway calls, one typed method each: the request as the
-//! official spec shapes it ([`super::models`]), then [`AtlasClient::execute`], then the
+//! official spec shapes it ([`super::models`]), then `AtlasClient::execute`, then the
 //! 2xx body parsed. Nothing here retries, authenticates or maps errors.
 use super::{
     client::{AtlasClient, AtlasRequest, CallContext},

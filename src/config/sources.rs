@@ -83,7 +83,7 @@ pub struct ServeArgs {
     /// CA bundle (PEM) that caller certificates must chain to (enables mTLS).
     #[arg(long, env = "ATLAS_GATEWAY_TLS_CLIENT_CA", hide_env_values = true)]
     pub tls_client_ca: Option<PathBuf>,
-    /// Shared store for fleet mode: redis://[user:password@]host:port[/db] or rediss://...
+    /// Shared store for fleet mode: redis://host:port (or redis://user:password@host:port/db), or rediss://... for TLS
     /// Prefer the environment variable or the file: a flag value shows in `ps`.
     #[arg(long, env = "ATLAS_GATEWAY_SHARED_STORE", hide_env_values = true)]
     pub shared_store: Option<String>,

@@ -5,7 +5,7 @@
 //! This file owns the connection and its health: every operation is bounded by a short
 //! timeout; a failure counts in `atlas_gateway_shared_store_errors_total`, logs one
 //! warning per outage, and makes callers fall back to in-process state; while the store
-//! is down only one probe per [`PROBE_INTERVAL`] reaches it, so calls do not pay a
+//! is down only one probe per `PROBE_INTERVAL` reaches it, so calls do not pay a
 //! timeout each. Key names and sealing live in [`seal`]; it never logs the store URL's
 //! password, a key's plaintext parts or a value.
 pub mod cooldown;
