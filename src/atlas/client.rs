@@ -1,5 +1,5 @@
 //! `AtlasClient`: one pooled reqwest client that runs an [`AtlasRequest`] for a profile.
-//! [`AtlasClient::execute`] is a loop over four named steps: `authenticate` (Bearer token
+//! `AtlasClient::execute` is a loop over four named steps: `authenticate` (Bearer token
 //! or Digest answer), `send` (within the caller's deadline), `classify` (2xx, a 401 the
 //! authenticator can cure, or an [`AtlasError`] with a retry hint) and `retry` (the
 //! policy of [`super::retry`]). The typed operations live in [`super::operations`].

@@ -1,5 +1,5 @@
 //! `GatewayService`: the thin tonic service. Every RPC runs through one path,
-//! [`GatewayService::handle`]: metadata → validation → profile and policy → (idempotent)
+//! `GatewayService::handle`: metadata → validation → profile and policy → (idempotent)
 //! Atlas call → answer. What differs per RPC is its [`Rpc`] (see `rpcs`). It owns no
 //! HTTP, no error codes (see `status`) and no validation rules (see `validate`).
 use std::{sync::Arc, time::Instant};

@@ -249,7 +249,7 @@ impl TokenSource {
     /// returns whether a retry may use a newer token. Many calls failing with the same
     /// token cause one new fetch, not many. A token Atlas once accepted (revoked or
     /// expired early since) is always replaced; one it never accepted is replaced at most
-    /// once per [`FORCED_REFRESH_INTERVAL`], so a 401 that a new token cannot cure (a
+    /// once per `FORCED_REFRESH_INTERVAL`, so a 401 that a new token cannot cure (a
     /// permissions errorCode) never turns into a token request per call.
     pub async fn invalidate(&self, rejected: &AccessToken) -> bool {
         let generation = rejected.generation;
