@@ -7,7 +7,7 @@
 //! operations, models, auth: OAuth + Digest, retry) → [`grpc::status`] (Atlas error →
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
-//! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`idempotency`] (AIP-155), [`page_token`]
+//! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`listen`] (accepting on the listeners it runs itself), [`idempotency`] (AIP-155), [`page_token`]
 //! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
 //! [`cli`] (subcommands).
 //!
@@ -25,6 +25,7 @@ pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
+pub mod listen;
 pub mod otel;
 pub mod page_token;
 pub mod secret;

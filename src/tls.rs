@@ -85,18 +85,9 @@ pub fn incoming(
     let refusals = Arc::new(Refusals::new(REMEMBERED));
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 () = tx.closed() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: do not spin on it.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+                accepted = crate::listen::accept(&listener, "grpc") => accepted,
             };
             // Small gRPC answers must not wait for a delayed ACK.
             let _ = tcp.set_nodelay(true);

@@ -4,7 +4,7 @@
 //!
 //! It only renders what the recorder holds: it must never record a metric, and it reads
 //! nothing of a request but its method and path.
-use std::{convert::Infallible, time::Duration};
+use std::convert::Infallible;
 
 use http_body_util::Full;
 use hyper::{
@@ -21,15 +21,7 @@ const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Answers scrapes on `listener` for as long as the process runs.
 pub(super) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tracing::warn!(error = %e, "the metrics listener cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, _peer) = crate::listen::accept(&listener, "metrics").await;
         let handle = handle.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
