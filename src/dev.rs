@@ -77,12 +77,11 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let config = dev_config(&emulator.base_url(), args.listen, &args.metrics_listen);
-    crate::cli::print_line(&banner(
-        &emulator.base_url(),
-        args.listen,
-        &args.metrics_listen,
-    ));
-    let code = server::run_gateway(config).await;
+    let base_url = emulator.base_url();
+    let code = server::run_gateway_announced(config, |bound| {
+        crate::cli::print_line(&banner(&base_url, bound.grpc, bound.metrics));
+    })
+    .await;
     emulator.shutdown().await;
     code
 }
@@ -192,15 +191,15 @@ fn grpcurl_line(listen: SocketAddr, flags: &str, what: &str, shows: &str) -> Str
     line.trim_end().to_string()
 }
 
-fn banner(emulator: &str, listen: SocketAddr, metrics: &str) -> String {
+/// The banner, for the addresses the gateway bound.
+fn banner(emulator: &str, listen: SocketAddr, metrics: Option<SocketAddr>) -> String {
     let tries: String = examples()
         .iter()
         .map(|(flags, what, shows)| format!("  {}\n", grpcurl_line(listen, flags, what, shows)))
         .collect();
-    let metrics = match metrics {
-        "off" => String::new(),
-        addr => format!("Metrics: curl -s http://{addr}/metrics | grep atlas_gateway\n"),
-    };
+    let metrics = metrics
+        .map(|addr| format!("Metrics: curl -s http://{addr}/metrics | grep atlas_gateway\n"))
+        .unwrap_or_default();
     format!(
         "atlas-grpc-gateway dev: gateway on {listen}, Atlas emulator on {emulator} (demo org {DEMO_ORG_ID})
 Profiles: default (service account), apikey (HTTP Digest), restricted (may only grant ORG_MEMBER/ORG_READ_ONLY), readonly (may only call ListApiKeys)
@@ -235,7 +234,7 @@ mod tests {
     #[test]
     fn every_banner_flag_comes_before_the_address() {
         let listen: SocketAddr = "127.0.0.1:50051".parse().unwrap();
-        let text = banner("http://127.0.0.1:1", listen, "127.0.0.1:9464");
+        let text = banner("http://127.0.0.1:1", listen, "127.0.0.1:9464".parse().ok());
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
@@ -252,7 +251,7 @@ mod tests {
             );
         }
         assert!(text.contains("curl -s http://127.0.0.1:9464/metrics"));
-        let off = banner("http://127.0.0.1:1", listen, "off");
+        let off = banner("http://127.0.0.1:1", listen, None);
         assert!(!off.contains("/metrics"), "{off}");
     }
 }

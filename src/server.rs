@@ -6,7 +6,8 @@
 mod routes;
 
 use std::{
-    collections::HashMap, future::Future, pin::Pin, process::ExitCode, sync::Arc, time::Duration,
+    collections::HashMap, future::Future, net::SocketAddr, pin::Pin, process::ExitCode, sync::Arc,
+    time::Duration,
 };
 
 use tokio::net::TcpListener;
@@ -159,8 +160,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// The addresses a gateway bound (port 0 resolved), for whoever announces them.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The gRPC listener.
+    pub grpc: SocketAddr,
+    /// The Prometheus /metrics listener, when it is on.
+    pub metrics: Option<SocketAddr>,
+}
+
 /// Binds, serves until SIGTERM/SIGINT, drains. A second signal exits at once.
 pub async fn run_gateway(config: Config) -> ExitCode {
+    run_gateway_announced(config, |_| {}).await
+}
+
+/// [`run_gateway`], calling `announce` once with the bound addresses, after every
+/// listener is bound and before the first call is served (`dev` prints its banner there,
+/// so the addresses it prints are the real ones, port 0 included).
+pub async fn run_gateway_announced(config: Config, announce: impl FnOnce(Bound)) -> ExitCode {
     let logs = telemetry::init_tracing(config.log_format);
     // Signal handlers first: a signal from the moment the process can be seen is caught,
     // and the second one reaches the same stream as the first.
@@ -171,9 +188,13 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut metrics = None;
     if let Some(addr) = config.metrics_listen {
         match telemetry::init_metrics(addr).await {
-            Ok(bound) => tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics"),
+            Ok(bound) => {
+                tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics");
+                metrics = Some(bound);
+            }
             Err(e) => {
                 eprintln!("atlas-grpc-gateway: {e}");
                 return ExitCode::from(EX_USAGE);
@@ -197,6 +218,10 @@ pub async fn run_gateway(config: Config) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    announce(Bound {
+        grpc: listener.local_addr().unwrap_or(config.listen),
+        metrics,
+    });
     let logs = std::sync::Arc::new(logs);
     let second = std::sync::Arc::clone(&logs);
     let shutdown = async move {

@@ -23,7 +23,6 @@ import json
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -48,20 +47,15 @@ RPC_EXIT_OFFSET = 64  # grpcurl exits 64 + code when the RPC fails
 PASSED = [0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Dev:
     """A running `atlas-grpc-gateway dev` and the banner it printed."""
 
     def __init__(self, binary: str):
         self.binary = binary
-        self.addr = f"127.0.0.1:{free_port()}"
+        # Port 0: the banner must show the port the gateway really bound, or the
+        # commands below cannot reach it.
         self.proc = subprocess.Popen(
-            [binary, "dev", "--listen", self.addr, "--metrics-listen", "off"],
+            [binary, "dev", "--listen", "127.0.0.1:0", "--metrics-listen", "off"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.banner_done = threading.Event()
@@ -70,6 +64,11 @@ class Dev:
             self.stop()
             raise SystemExit("dev printed no complete banner within 60 s:\n" + self.output())
         self.banner = self.lines[:]
+        bound = re.search(r"gateway on (127\.0\.0\.1:\d+),", self.output())
+        if not bound or bound.group(1).endswith(":0"):
+            self.stop()
+            raise SystemExit("the banner names no bound gateway address:\n" + self.output())
+        self.addr = bound.group(1)
         self._wait_serving()
         url = re.search(r"Atlas emulator on (http://\S+)", self.output())
         self.emulator = url.group(1) if url else None
@@ -82,7 +81,7 @@ class Dev:
         self.banner_done.set()
 
     def _wait_serving(self) -> None:
-        for _ in range(200):
+        for _ in range(600):
             ok = subprocess.run([self.binary, "healthcheck", "--addr", self.addr],
                                 capture_output=True).returncode == 0
             if ok:

@@ -36,21 +36,27 @@ finish() {
 }
 trap finish EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-GRPC="127.0.0.1:$(free_port)"
-METRICS="127.0.0.1:$(free_port)"
-"$GATEWAY_BIN" dev --listen "$GRPC" --metrics-listen "$METRICS" >"$WORK/dev.log" 2>&1 &
+# Port 0 for both listeners: the banner names the addresses dev bound.
+"$GATEWAY_BIN" dev --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$WORK/dev.log" 2>&1 &
 DEV_PID=$!
-for _ in $(seq 1 100); do
+# Waits (up to 60 s, for loaded machines) for the banner's last line, then for SERVING.
+for _ in $(seq 1 600); do
+  grep -q '^Ctrl-C to stop' "$WORK/dev.log" && break
+  kill -0 "$DEV_PID" 2>/dev/null || fail "dev exited at start-up"
+  sleep 0.1
+done
+# banner_field PATTERN SED: the first match of PATTERN in the banner, edited by SED.
+banner_field() { grep -o "$1" "$WORK/dev.log" | head -n1 | sed "$2" || true; }
+GRPC="$(banner_field 'gateway on 127\.0\.0\.1:[0-9]*' 's|^gateway on ||')"
+METRICS="$(banner_field 'http://127\.0\.0\.1:[0-9]*/metrics' 's|^http://||; s|/metrics$||')"
+EMULATOR="$(banner_field 'Atlas emulator on http://[0-9.:]*' 's|.* on ||')"
+[[ -n "$GRPC" && -n "$METRICS" && -n "$EMULATOR" ]] || fail "the dev banner names no gateway, metrics or emulator address"
+for _ in $(seq 1 600); do
   "$GATEWAY_BIN" healthcheck --addr "$GRPC" >/dev/null 2>&1 && break
   kill -0 "$DEV_PID" 2>/dev/null || fail "dev exited at start-up"
   sleep 0.1
 done
 "$GATEWAY_BIN" healthcheck --addr "$GRPC" >/dev/null || fail "dev did not become SERVING"
-EMULATOR="$(grep -o 'Atlas emulator on http://[0-9.:]*' "$WORK/dev.log" | head -n1 | sed 's/.* on //')"
-[[ -n "$EMULATOR" ]] || fail "no emulator URL in the dev banner"
 
 # rpc METHOD JSON [grpcurl flags]: RPC errors are part of the point, so only a failure
 # to reach the gateway (grpcurl exit 1 or 2) fails the suite.
