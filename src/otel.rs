@@ -23,8 +23,7 @@ use opentelemetry_sdk::{
 };
 use tonic::{metadata::MetadataMap, Code};
 
-/// The gRPC service every server span belongs to.
-const RPC_SERVICE: &str = "atlas.gateway.v1.AtlasGateway";
+use crate::pb::atlas_gateway_server::SERVICE_NAME;
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
@@ -136,11 +135,11 @@ impl CallTrace {
             return Self { trace_id, cx: None };
         };
         let span = tracer
-            .span_builder(format!("{RPC_SERVICE}/{method}"))
+            .span_builder(format!("{SERVICE_NAME}/{method}"))
             .with_kind(SpanKind::Server)
             .with_attributes([
                 KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", RPC_SERVICE),
+                KeyValue::new("rpc.service", SERVICE_NAME),
                 KeyValue::new("rpc.method", method),
             ])
             .start_with_context(tracer, &parent);

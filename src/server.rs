@@ -31,8 +31,9 @@ use crate::{
 /// Exit status for bad configuration or an address that cannot be bound (EX_USAGE).
 pub const EX_USAGE: u8 = 64;
 
-/// Full name of the gateway service, as health and reflection report it.
-pub const SERVICE_NAME: &str = "atlas.gateway.v1.AtlasGateway";
+/// Full name of the gateway service, as health and reflection report it (the
+/// generated constant).
+pub use crate::pb::atlas_gateway_server::SERVICE_NAME;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]

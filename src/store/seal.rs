@@ -57,11 +57,6 @@ impl Sealer {
         )
     }
 
-    /// A channel name under the same tag.
-    pub fn channel(&self, kind: &str) -> String {
-        self.key(kind)
-    }
-
     /// Encrypts `plaintext`, bound to `key` (a value copied under another key fails to open).
     pub fn seal(&self, key: &str, plaintext: &[u8]) -> Vec<u8> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);

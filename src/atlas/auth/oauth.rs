@@ -362,11 +362,8 @@ impl TokenSource {
 
     /// Remembers a failed fetch so the next callers do not ask again at once.
     fn remember(&self, error: &TokenError) {
-        let wait = match error {
-            TokenError::RateLimited { retry_after } => retry_after.unwrap_or(RATE_LIMIT_COOLDOWN),
-            TokenError::LimitReached => TOKEN_LIMIT_COOLDOWN,
-            _ => FAILURE_SPACING.mul_f64(1.0 + fastrand::f64()),
-        };
+        let wait =
+            pause_for(error).unwrap_or_else(|| FAILURE_SPACING.mul_f64(1.0 + fastrand::f64()));
         *self.cooldown.lock().expect("not poisoned") = Some(Cooldown {
             until: Instant::now() + wait,
             error: error.clone(),
@@ -472,5 +469,16 @@ struct ClearOnDrop<'a>(&'a AtomicBool);
 impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
+    }
+}
+
+/// How long the token endpoint is left alone after `error`, when Atlas says so: a 429
+/// until its Retry-After (else a minute), the token cap for its own cool-down. The same
+/// rule for one process and for a fleet (`fleet.rs`).
+fn pause_for(error: &TokenError) -> Option<Duration> {
+    match error {
+        TokenError::RateLimited { retry_after } => Some(retry_after.unwrap_or(RATE_LIMIT_COOLDOWN)),
+        TokenError::LimitReached => Some(TOKEN_LIMIT_COOLDOWN),
+        _ => None,
     }
 }

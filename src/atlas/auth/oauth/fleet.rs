@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{AccessToken, TokenError, TokenSource, RATE_LIMIT_COOLDOWN, TOKEN_LIMIT_COOLDOWN};
+use super::{pause_for, AccessToken, TokenError, TokenSource};
 use crate::{
     secret::Secret,
     store::{
@@ -93,13 +93,11 @@ impl TokenSource {
                     self.forget_minted(&token.value); // the fleet's now: never revoked here
                 }
             }
-            Err(TokenError::RateLimited { retry_after }) => {
-                let _ = slot.pause(retry_after.unwrap_or(RATE_LIMIT_COOLDOWN)).await;
+            Err(e) => {
+                if let Some(wait) = pause_for(e) {
+                    let _ = slot.pause(wait).await;
+                }
             }
-            Err(TokenError::LimitReached) => {
-                let _ = slot.pause(TOKEN_LIMIT_COOLDOWN).await;
-            }
-            Err(_) => {}
         }
         result
     }
