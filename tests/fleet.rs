@@ -139,11 +139,16 @@ async fn a_request_id_replays_on_another_replica_and_waits_for_one_in_flight() {
     // In flight on replica 0 while the duplicate reaches replica 1.
     emu.inject(Fault::once(
         Route::CreateApiKey,
-        FaultAction::Latency { millis: 500 },
+        FaultAction::Latency { millis: 2000 },
     ));
+    let creates = || emu.counters().requests.get(API_KEYS).copied().unwrap_or(0);
+    let before = creates();
     let (mut a, mut b) = (fleet[0].client(), fleet[1].client());
     let (x, y) = tokio::join!(a.create_api_key(keyed(DEMO_ORG_ID, "rid-2")), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        eventually("replica 0's create reaches Atlas", || {
+            std::future::ready(creates() > before)
+        })
+        .await;
         b.create_api_key(keyed(DEMO_ORG_ID, "rid-2")).await
     });
     assert_eq!(
@@ -169,11 +174,12 @@ async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
     // The call is dropped mid-flight (as when its replica is killed): its claim stays.
     let mut c = dying.client();
     let call = tokio::spawn(async move { c.create_api_key(keyed(DEMO_ORG_ID, "rid-dead")).await });
-    while emu.counters().requests.get(API_KEYS).copied().unwrap_or(0) == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await; // until it reaches Atlas
-    }
+    eventually("the create reaches Atlas", || {
+        std::future::ready(emu.counters().requests.contains_key(API_KEYS))
+    })
+    .await;
     call.abort();
-    let _ = call.await;
+    assert!(call.await.unwrap_err().is_cancelled(), "dropped mid-flight");
     // While the claim may still be running, a duplicate waits (here: past its deadline).
     let short = with_meta(
         keyed(DEMO_ORG_ID, "rid-dead"),
@@ -187,14 +193,25 @@ async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
         "{waited:?}"
     );
     // Once the claim's deadline and grace are over, the outcome is unknown: no rerun.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let err = other
-        .client()
-        .create_api_key(keyed(DEMO_ORG_ID, "rid-dead"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Aborted);
-    assert_eq!(reason(&err), "REQUEST_OUTCOME_UNKNOWN");
+    // Until then every duplicate waits for the claim (and runs out of time).
+    eventually("the dead replica's claim is over", || async {
+        let short = with_meta(
+            keyed(DEMO_ORG_ID, "rid-dead"),
+            &[],
+            Some(Duration::from_millis(500)),
+        );
+        let err = other.client().create_api_key(short).await.unwrap_err();
+        if err.code() == Code::Aborted {
+            assert_eq!(reason(&err), "REQUEST_OUTCOME_UNKNOWN");
+            return true;
+        }
+        assert!(
+            matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{err:?}"
+        );
+        false
+    })
+    .await;
     assert_eq!(emu.counters().api_keys_created, 0);
 }
 
@@ -202,9 +219,10 @@ async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
 async fn an_atlas_429_cools_the_operation_down_on_every_replica() {
     let (emu, redis) = (emulator().await, RedisServer::start().await);
     let fleet = replicas(&emu, &redis, 2).await;
-    while redis.subscribers("atlas-gw:cooldowns").await < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("both replicas subscribe to cool-downs", || async {
+        redis.subscribers("atlas-gw:cooldowns").await >= 2
+    })
+    .await;
     emu.inject(Fault::once(
         Route::CreateLinkToken,
         FaultAction::error_with_retry_after(429, "RATE_LIMITED_TOKEN_BUCKET", "30"),
@@ -215,19 +233,22 @@ async fn an_atlas_429_cools_the_operation_down_on_every_replica() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
-    let mut seen = None;
-    for _ in 0..100 {
-        let e = fleet[1]
-            .client()
-            .create_link_token(link_req(DEMO_ORG_ID))
-            .await;
-        if let Err(e) = e {
-            seen = Some(e);
-            break;
+    eventually("replica 1 learns the cool-down", || {
+        let mut client = fleet[1].client();
+        async move {
+            client
+                .create_link_token(link_req(DEMO_ORG_ID))
+                .await
+                .is_err()
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let err = seen.expect("replica 1 learned the cool-down");
+    })
+    .await;
+    // Still cooling down (30 s): the answer, with what it says.
+    let err = fleet[1]
+        .client()
+        .create_link_token(link_req(DEMO_ORG_ID))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(meta(&err, "cooldown").as_deref(), Some("true"));
     assert!(details(&err).retry_info().unwrap().retry_delay.unwrap() > Duration::from_secs(20));
@@ -314,27 +335,18 @@ async fn killing_and_restarting_redis_mid_load_fails_no_call() {
     assert_eq!(health.into_inner().status, 1, "SERVING through the outage");
     // Back in use once each replica's next probe (every 500 ms while down) answers: a
     // record written after that replays on the other replica.
-    let mut shared_again = false;
-    for attempt in 0..100 {
+    let mut attempt = 0;
+    eventually("the fleet shares records again after the restart", || {
+        attempt += 1;
         let id = format!("after-{attempt}");
-        let first = fleet[0]
-            .client()
-            .create_api_key(keyed(DEMO_ORG_ID, &id))
-            .await;
-        let again = fleet[1]
-            .client()
-            .create_api_key(keyed(DEMO_ORG_ID, &id))
-            .await;
-        if first.unwrap().into_inner().api_key == again.unwrap().into_inner().api_key {
-            shared_again = true;
-            break;
+        let (mut a, mut b) = (fleet[0].client(), fleet[1].client());
+        async move {
+            let first = a.create_api_key(keyed(DEMO_ORG_ID, &id)).await;
+            let again = b.create_api_key(keyed(DEMO_ORG_ID, &id)).await;
+            first.unwrap().into_inner().api_key == again.unwrap().into_inner().api_key
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        shared_again,
-        "the fleet shares records again after the restart"
-    );
+    })
+    .await;
     assert!(!redis.dump().await.is_empty());
 }
 

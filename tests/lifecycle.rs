@@ -468,29 +468,30 @@ async fn allowed_rpcs_denies_before_any_atlas_call() {
 }
 
 /// Polls the emulator until `done` holds (bounded, so a broken gateway fails the test).
-async fn until(gw: &Gateway, done: impl Fn(&atlas_grpc_gateway::emulator::Counters) -> bool) {
-    for _ in 0..1000 {
-        if done(&gw.emulator.counters()) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the emulator never saw it: {:?}", gw.emulator.counters());
-}
-
 #[tokio::test]
 async fn a_caller_that_hangs_up_after_the_create_still_gets_a_whole_unit() {
     let gw = Gateway::start().await;
     gw.emulator.inject(Fault::once(
         Route::CreateApiKeyAccessList,
-        FaultAction::Latency { millis: 300 },
+        // Long enough that the hang-up below lands while Atlas is still answering.
+        FaultAction::Latency { millis: 2000 },
     ));
     let mut client = gw.client();
     let call = tokio::spawn(async move { client.create_api_key(fenced_key_req()).await });
     // The access-list request has reached Atlas (it waits there): now hang up.
-    until(&gw, |c| c.requests.contains_key(ACCESS_LIST)).await;
+    eventually("the access-list request reaches Atlas", || {
+        std::future::ready(gw.emulator.counters().requests.contains_key(ACCESS_LIST))
+    })
+    .await;
     call.abort();
-    until(&gw, |c| c.access_list_entries_created == 2).await;
+    assert!(
+        call.await.unwrap_err().is_cancelled(),
+        "the caller hung up before the answer"
+    );
+    eventually("the access list is created anyway", || {
+        std::future::ready(gw.emulator.counters().access_list_entries_created == 2)
+    })
+    .await;
     let keys = stored_keys(&gw);
     assert_eq!(keys.len(), 1);
     assert_eq!(

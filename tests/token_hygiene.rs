@@ -8,16 +8,6 @@ use std::time::Duration;
 use atlas_grpc_gateway::emulator::{Emulator, EmulatorConfig};
 use common::*;
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 #[tokio::test]
 async fn a_graceful_stop_revokes_the_minted_token() {
     let emu = Emulator::start(EmulatorConfig::default(), loopback())
@@ -50,16 +40,17 @@ async fn a_refresh_ahead_revokes_the_replaced_token() {
     let mut c = gw.client();
     c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
     // A 4 s token is refreshed ahead about 2 s in; calls keep coming meanwhile.
-    for _ in 0..150 {
-        c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
-        if emu.counters().tokens_issued == 2 {
-            break;
+    eventually("the token is refreshed ahead", || {
+        let mut c = c.clone();
+        let emu = &emu;
+        async move {
+            c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+            emu.counters().tokens_issued == 2
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(emu.counters().tokens_issued, 2, "refreshed ahead");
-    until("the replaced token is revoked", || {
-        emu.counters().tokens_revoked == 1
+    })
+    .await;
+    eventually("the replaced token is revoked", || {
+        std::future::ready(emu.counters().tokens_revoked == 1)
     })
     .await;
     assert_eq!(emu.active_tokens(), 1, "only the new token is live");

@@ -117,7 +117,9 @@ impl Replica {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        let _ = self.task.await;
+        self.task
+            .await
+            .expect("the gateway failed during its graceful stop");
     }
 
     /// Stops at once, like a killed process: nothing after this point runs.
