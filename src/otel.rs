@@ -178,7 +178,7 @@ impl CallTrace {
     }
 
     /// A client span for one Atlas HTTP attempt (a no-op when not exporting).
-    pub fn atlas_attempt(&self, op: crate::atlas::Operation, base_url: &str) -> AtlasAttempt {
+    pub fn atlas_attempt(&self, op: crate::atlas::Operation, base: &reqwest::Url) -> AtlasAttempt {
         let (Some(cx), Some(tracer)) = (&self.cx, TRACER.get()) else {
             return AtlasAttempt(None);
         };
@@ -189,12 +189,10 @@ impl CallTrace {
             KeyValue::new("url.template", template),
             KeyValue::new("atlas.operation", op.id()),
         ];
-        if let Ok(uri) = base_url.parse::<http::Uri>() {
-            let https = uri.scheme_str() == Some("https");
-            if let Some(host) = uri.host() {
-                attributes.push(KeyValue::new("server.address", host.to_string()));
-            }
-            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if let Some(host) = base.host_str() {
+            attributes.push(KeyValue::new("server.address", host.to_string()));
+        }
+        if let Some(port) = base.port_or_known_default() {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         let span = tracer

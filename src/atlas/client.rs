@@ -228,7 +228,7 @@ impl AtlasClient {
                 .authenticate(ctx, &upstream.auth, &mut auth, http, req)
                 .await?;
             let mut attempt = Attempt {
-                span: ctx.trace.atlas_attempt(req.op, &upstream.profile.base_url),
+                span: ctx.trace.atlas_attempt(req.op, &upstream.base),
                 started: Instant::now(),
             };
             let step = match send(ctx, http).await? {

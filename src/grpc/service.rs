@@ -132,9 +132,14 @@ impl GatewayService {
     ) -> Result<R::Response, Failure> {
         let caller = call.caller.as_ref().map_or("", |c| &c.0);
         let key = Key::new(&call.profile, caller, call.method, request_id);
+        // The response this call made itself, kept so that it is not decoded back from
+        // the bytes recorded for replays.
+        let made = std::sync::Mutex::new(None);
         let fresh = || async {
-            let response = timed(call, R::call(&self.atlas, ctx, req)).await;
-            response.map(|r| Bytes::from(r.encode_to_vec()))
+            let response = timed(call, R::call(&self.atlas, ctx, req)).await?;
+            let bytes = Bytes::from(response.encode_to_vec());
+            *made.lock().expect("not poisoned") = Some(response);
+            Ok(bytes)
         };
         let digest = request_digest(req);
         let (bytes, outcome) = match self.atlas.shared(&call.profile) {
@@ -143,7 +148,10 @@ impl GatewayService {
         };
         call.flush_upstream();
         call.span.record("replayed", outcome == Outcome::Replayed);
-        Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
+        match made.into_inner().expect("not poisoned") {
+            Some(response) => Ok(response),
+            None => Ok(R::Response::decode(bytes).expect("a response this gateway encoded")),
+        }
     }
 
     /// AIP-155 across the fleet: the record lives in the shared store (see
