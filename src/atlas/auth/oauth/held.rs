@@ -55,3 +55,67 @@ impl Held {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{atomic::AtomicBool, OnceLock},
+        time::Duration,
+    };
+
+    use super::*;
+    use crate::secret::Secret;
+
+    fn token(generation: u64, expires_at: Instant) -> Arc<AccessToken> {
+        Arc::new(AccessToken {
+            value: Secret::new(format!("token-{generation}")),
+            proven: AtomicBool::new(false),
+            expires_at,
+            refresh_at: expires_at,
+            generation,
+            shared: OnceLock::new(),
+        })
+    }
+
+    fn held_generation(held: &Held, now: Instant) -> Option<u64> {
+        held.get(now).map(|t| t.generation)
+    }
+
+    #[test]
+    fn a_newer_token_is_never_replaced_by_an_older_one() {
+        let (now, later) = (Instant::now(), Instant::now() + Duration::from_secs(60));
+        let held = Held::default();
+        held.publish(&token(2, later));
+        held.publish(&token(1, later));
+        assert_eq!(held_generation(&held, now), Some(2));
+        held.publish(&token(3, later));
+        assert_eq!(held_generation(&held, now), Some(3));
+    }
+
+    #[test]
+    fn a_token_a_401_dropped_is_never_held_again() {
+        let (now, later) = (Instant::now(), Instant::now() + Duration::from_secs(60));
+        let held = Held::default();
+        let dropped = token(1, later);
+        held.publish(&dropped);
+        held.reject(1);
+        assert_eq!(held_generation(&held, now), None, "dropped at once");
+        // A slow waiter of the fetch that produced it publishes it again: refused.
+        held.publish(&dropped);
+        assert_eq!(held_generation(&held, now), None);
+        held.publish(&token(2, later));
+        assert_eq!(held_generation(&held, now), Some(2));
+        // A 401 on an older token leaves the newer one held.
+        held.reject(1);
+        assert_eq!(held_generation(&held, now), Some(2));
+    }
+
+    #[test]
+    fn an_expired_token_is_not_handed_out() {
+        let now = Instant::now();
+        let held = Held::default();
+        held.publish(&token(1, now + Duration::from_secs(1)));
+        assert_eq!(held_generation(&held, now), Some(1));
+        assert_eq!(held_generation(&held, now + Duration::from_secs(1)), None);
+    }
+}
