@@ -208,14 +208,12 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         .or(file.base_url)
         .unwrap_or_else(|| DEFAULT_BASE_URL.into());
     let base_url = check_url("MONGODB_ATLAS_BASE_URL / --atlas-base-url", &base_url)?;
-    let token_url = match args.token_url.clone().or(file.token_url) {
-        Some(u) => Some(check_url("MONGODB_ATLAS_TOKEN_URL / --token-url", &u)?),
-        None => None,
-    };
-    let revoke_url = match args.revoke_url.clone().or(file.revoke_url) {
-        Some(u) => Some(check_url("MONGODB_ATLAS_REVOKE_URL / --revoke-url", &u)?),
-        None => None,
-    };
+    let token_url = (args.token_url.clone().or(file.token_url))
+        .map(|u| check_url("MONGODB_ATLAS_TOKEN_URL / --token-url", &u))
+        .transpose()?;
+    let revoke_url = (args.revoke_url.clone().or(file.revoke_url))
+        .map(|u| check_url("MONGODB_ATLAS_REVOKE_URL / --revoke-url", &u))
+        .transpose()?;
     let shared_store = StoreConfig::from_settings(
         args.shared_store.clone().or(file.shared_store),
         args.shared_store_prefix

@@ -25,16 +25,20 @@ pub(super) fn build_profile(
         Some(u) => check_url(&format!("profiles.{name}.base_url"), &u)?,
         None => d.base_url.to_string(),
     };
-    let token_url = match (fp.token_url, d.token_url) {
-        (Some(u), _) => check_url(&format!("profiles.{name}.token_url"), &u)?,
-        (None, Some(u)) => u.to_string(),
-        (None, None) => format!("{base_url}/api/oauth/token"),
-    };
-    let revoke_url = match (fp.revoke_url, d.revoke_url) {
-        (Some(u), _) => check_url(&format!("profiles.{name}.revoke_url"), &u)?,
-        (None, Some(u)) => u.to_string(),
-        (None, None) => format!("{base_url}/api/oauth/revoke"),
-    };
+    // The profile's own URL, else the top-level one, else `{base_url}{path}`.
+    let endpoint =
+        |field: &str, own: Option<String>, top: Option<&str>, path: &str| match (own, top) {
+            (Some(u), _) => check_url(&format!("profiles.{name}.{field}"), &u),
+            (None, Some(u)) => Ok(u.to_string()),
+            (None, None) => Ok(format!("{base_url}{path}")),
+        };
+    let token_url = endpoint("token_url", fp.token_url, d.token_url, "/api/oauth/token")?;
+    let revoke_url = endpoint(
+        "revoke_url",
+        fp.revoke_url,
+        d.revoke_url,
+        "/api/oauth/revoke",
+    )?;
     // flag > environment > file. The default profile reads --client-id and the Atlas CLI
     // / Terraform variable names first (clap folds MONGODB_ATLAS_CLIENT_ID into the
     // flag), then its file settings; other profiles have only their file settings.
