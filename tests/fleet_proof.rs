@@ -57,11 +57,22 @@ impl Sidecar {
         process::wait_serving(&mut self.child, &self.log).await
     }
 
-    fn stop(mut self, how: &str) {
-        let _ = Command::new("kill")
-            .args([how, &self.child.id().to_string()])
-            .status();
+    /// Kills the sidecar at once, as a crashed pod.
+    fn kill(mut self) {
+        process::signal(&self.child, "-KILL");
         let _ = self.child.wait();
+    }
+
+    /// Stops it gracefully (drain, then revocation of its token); a failed stop fails
+    /// the test.
+    async fn drain(self) {
+        let Sidecar { child, log } = self;
+        process::signal(&child, "-TERM");
+        let (status, logged) = process::wait_exit(child, &log).await;
+        assert!(
+            status.success(),
+            "a sidecar failed to stop: {status}\n{logged}"
+        );
     }
 }
 
@@ -123,7 +134,7 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
     let mut new = Vec::new();
     for (i, s) in old.into_iter().enumerate() {
         let draining = if i == 0 {
-            s.stop("-KILL");
+            s.kill();
             None
         } else {
             Some(s)
@@ -132,9 +143,7 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
         let addr = replacement.serving().await;
         failed += first_calls(addr, i).await;
         if let Some(s) = draining {
-            tokio::task::spawn_blocking(move || s.stop("-TERM"))
-                .await
-                .unwrap();
+            s.drain().await;
         }
         new.push(replacement);
     }
@@ -147,9 +156,7 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
         duplicate_creates: c.api_keys_created.saturating_sub(SIDECARS as u64),
     };
     for s in new {
-        tokio::task::spawn_blocking(move || s.stop("-TERM"))
-            .await
-            .unwrap();
+        s.drain().await;
     }
     outcome
 }
