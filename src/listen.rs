@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// The next connection on `listener`; failed accepts are logged (naming `listener_name`)
-/// and retried after [`ACCEPT_RETRY`].
+/// and retried after `ACCEPT_RETRY`.
 pub async fn accept(listener: &TcpListener, listener_name: &str) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
