@@ -103,7 +103,9 @@ setup_python() {
   fi
   log "creating python venv $VENV"
   rm -f "$stamp"
-  "$PYTHON" -m venv "$VENV" ||
+  # --clear: a venv left by a checkout at another path keeps scripts whose #! names
+  # that path, and pip would not reinstall them.
+  "$PYTHON" -m venv --clear "$VENV" ||
     die "'$PYTHON -m venv' failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"
