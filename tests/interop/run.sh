@@ -96,7 +96,8 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-64; }
 setup_python() {
   local req="$HERE/python/requirements.txt" stamp="$VENV/.interop-requirements"
   local want
-  want="$(sha "$req")"
+  # The path is part of the stamp: a venv's scripts name it in their #! lines.
+  want="$(sha "$req") $VENV"
   if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     log "python venv $VENV up to date"
     return
