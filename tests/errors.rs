@@ -395,6 +395,31 @@ async fn slow_upstream_past_the_deadline_is_deadline_exceeded() {
 }
 
 #[tokio::test]
+async fn a_body_that_stalls_past_the_deadline_is_deadline_exceeded() {
+    let gw = Gateway::start().await;
+    // Headers and half the body arrive at once; the rest never does. The call's one
+    // deadline covers the body as well as the send.
+    gw.emulator.inject(Fault::new(
+        Route::CreateLinkToken,
+        FaultAction::StalledBody { status: 200 },
+    ));
+    let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_secs(3)));
+    let err = gw.client().create_link_token(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert_eq!(reason(&err), "DEADLINE_EXCEEDED");
+    assert_eq!(
+        gw.emulator
+            .counters()
+            .requests
+            .get(LINK_TOKENS_POST)
+            .copied(),
+        Some(1),
+        "a POST whose answer was cut is not sent again"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_cancelled_call_drops_its_upstream_request() {
     let gw = Gateway::start().await;
     gw.emulator.inject(Fault::once(

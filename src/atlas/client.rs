@@ -1,8 +1,8 @@
 //! `AtlasClient`: one pooled reqwest client that runs an [`AtlasRequest`] for a profile.
 //! `AtlasClient::execute` is a loop over four named steps: `authenticate` (Bearer token
-//! or Digest answer), `send` (within the caller's deadline), `classify` (2xx, a 401 the
-//! authenticator can cure, or an [`AtlasError`] with a retry hint) and `retry` (the
-//! policy of [`super::retry`]). The typed operations live in [`super::operations`].
+//! or Digest answer), the send (the send and `classify` under one timer: the caller's
+//! deadline), `classify` (2xx, a 401 the authenticator can cure, or an [`AtlasError`]
+//! with a retry hint) and `retry` (the policy of [`super::retry`]). The typed operations live in [`super::operations`].
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -46,28 +46,38 @@ pub struct CallContext<'a> {
     pub trace: &'a crate::otel::CallTrace,
 }
 
-/// One Atlas HTTP request: the operation, its path (with any query) and its JSON body.
-pub struct AtlasRequest {
-    /// Which Atlas operation (method, retry rules, metric label).
+/// One Atlas HTTP request: the operation, the ids its path template names, any query
+/// string and its JSON body.
+pub struct AtlasRequest<'a> {
+    /// Which Atlas operation (method, path template, retry rules, metric label).
     pub op: Operation,
-    /// Path under the base URL, with any query string.
-    pub path: String,
+    /// `{orgId}` in the template.
+    pub org_id: &'a str,
+    /// `{apiUserId}` in the template (empty when the template has none).
+    pub api_key_id: &'a str,
+    /// Query string without the `?`.
+    pub query: Option<String>,
     /// JSON body, for POSTs.
     pub body: Option<Bytes>,
 }
 
-impl Upstream {
-    /// The request URL: the parsed base URL with `path_and_query` appended to its path.
-    fn url(&self, path_and_query: &str) -> reqwest::Url {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (path_and_query, None),
-        };
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
-        url.set_query(query);
-        url
+/// The request URL: the parsed base URL with the operation's path segments pushed onto
+/// its path (each percent-encoded as a segment; neither the base nor the whole path is
+/// parsed again).
+fn request_url(base: &reqwest::Url, req: &AtlasRequest<'_>) -> reqwest::Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty();
+        for segment in req.op.template().split('/').skip(1) {
+            path.push(match segment {
+                "{orgId}" => req.org_id,
+                "{apiUserId}" => req.api_key_id,
+                literal => literal,
+            });
+        }
     }
+    url.set_query(req.query.as_deref());
+    url
 }
 
 struct Upstream {
@@ -189,7 +199,7 @@ impl AtlasClient {
     pub(super) async fn execute(
         &self,
         ctx: &CallContext<'_>,
-        req: &AtlasRequest,
+        req: &AtlasRequest<'_>,
     ) -> Result<Answer, AtlasError> {
         let upstream = self
             .upstreams
@@ -211,7 +221,7 @@ impl AtlasClient {
             .map_err(|_| AtlasError::Timeout)?
             .expect("semaphore never closed"),
         };
-        let url = upstream.url(&req.path);
+        let url = request_url(&upstream.base, req);
         let mut auth = AuthState {
             digest: match &upstream.auth {
                 Authenticator::Digest(session) => Some(session.lease()),
@@ -225,20 +235,27 @@ impl AtlasClient {
         loop {
             let http = self.prepare(req, &url);
             let http = self
-                .authenticate(ctx, &upstream.auth, &mut auth, http, req)
+                .authenticate(ctx, &upstream.auth, &mut auth, http, req.op, &url)
                 .await?;
             let mut attempt = Attempt {
                 span: ctx.trace.atlas_attempt(req.op, &upstream.base),
                 started: Instant::now(),
             };
-            let step = match send(ctx, http).await? {
-                Ok(resp) => {
-                    let auth = &mut auth;
-                    self.classify(ctx, req.op, upstream, auth, &mut attempt, resp)
-                        .await?
+            // One deadline (one timer) for the whole attempt: send, headers and body.
+            let exchange = async {
+                match http.send().await {
+                    Ok(resp) => {
+                        let auth = &mut auth;
+                        self.classify(ctx, req.op, upstream, auth, &mut attempt, resp)
+                            .await
+                    }
+                    Err(e) if e.is_timeout() => Err(AtlasError::Timeout),
+                    Err(e) => Ok(transport_failure(req.op, &e, attempt.started)),
                 }
-                Err(e) => transport_failure(req.op, &e, attempt.started),
             };
+            let step = timeout_at(ctx.deadline.into(), exchange)
+                .await
+                .map_err(|_| AtlasError::Timeout)??;
             match step {
                 Step::Done(answer) => return Ok(answer),
                 Step::Reauthenticate => {}
@@ -259,7 +276,7 @@ impl AtlasClient {
     }
 
     /// The HTTP request without credentials: method, URL, versioned media type, body.
-    fn prepare(&self, req: &AtlasRequest, url: &reqwest::Url) -> RequestBuilder {
+    fn prepare(&self, req: &AtlasRequest<'_>, url: &reqwest::Url) -> RequestBuilder {
         let http = self
             .http
             .request(req.op.method(), url.clone())
@@ -279,23 +296,27 @@ impl AtlasClient {
         authenticator: &Authenticator,
         auth: &mut AuthState<'_>,
         http: RequestBuilder,
-        req: &AtlasRequest,
+        op: Operation,
+        url: &reqwest::Url,
     ) -> Result<RequestBuilder, AtlasError> {
         match authenticator {
             Authenticator::OAuth(tokens) => {
                 let token = tokens.token(ctx.deadline).await?;
-                let http = http.bearer_auth(token.value.expose());
+                let http = token.authorize(http);
                 auth.bearer = Some(token);
                 Ok(http)
             }
             Authenticator::Digest(_) => {
                 let lease = auth.digest.as_mut().expect("leased for Digest profiles");
-                Ok(
-                    match lease.authorization(req.op.method().as_str(), &req.path) {
-                        Some(h) => http.header(header::AUTHORIZATION, h),
-                        None => http,
-                    },
-                )
+                // The digest `uri`: the request target as sent (path and query).
+                let target = match url.query() {
+                    Some(q) => format!("{}?{q}", url.path()),
+                    None => url.path().to_string(),
+                };
+                Ok(match lease.authorization(op.method().as_str(), &target) {
+                    Some(h) => http.header(header::AUTHORIZATION, h),
+                    None => http,
+                })
             }
         }
     }
@@ -322,12 +343,7 @@ impl AtlasClient {
             m::upstream_attempt(op.id(), "401", started.elapsed());
             return Ok(Step::Reauthenticate);
         }
-        let read = timeout_at(
-            ctx.deadline.into(),
-            read_capped(resp, self.max_response_bytes),
-        )
-        .await
-        .map_err(|_| AtlasError::Timeout)?;
+        let read = read_capped(resp, self.max_response_bytes).await;
         m::upstream_attempt(op.id(), status_label(status), started.elapsed());
         let success = (200..300).contains(&status);
         let body = match read {
@@ -387,19 +403,6 @@ impl AtlasClient {
         );
         tokio::time::sleep(delay).await;
         true
-    }
-}
-
-/// Step 2: sends within the deadline. The outer error is the deadline (or reqwest's
-/// own timeout); the inner one a transport failure for `transport_failure` to judge.
-async fn send(
-    ctx: &CallContext<'_>,
-    http: RequestBuilder,
-) -> Result<Result<reqwest::Response, reqwest::Error>, AtlasError> {
-    match timeout_at(ctx.deadline.into(), http.send()).await {
-        Err(_) => Err(AtlasError::Timeout),
-        Ok(Err(e)) if e.is_timeout() => Err(AtlasError::Timeout),
-        Ok(result) => Ok(result),
     }
 }
 
@@ -478,5 +481,62 @@ async fn reauthenticate(
             retry
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(base: &str, op: Operation, api_key_id: &str, query: Option<&str>) -> String {
+        let req = AtlasRequest {
+            op,
+            org_id: "5f1a0c2b3d4e5f6a7b8c9d0e",
+            api_key_id,
+            query: query.map(str::to_string),
+            body: None,
+        };
+        request_url(&reqwest::Url::parse(base).unwrap(), &req).to_string()
+    }
+
+    #[test]
+    fn request_urls_fill_the_template_under_the_base_path() {
+        let org = "https://cloud.mongodb.com/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e";
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com",
+                Operation::CreateLinkToken,
+                "",
+                None
+            ),
+            format!("{org}/liveMigrations/linkTokens")
+        );
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com/",
+                Operation::DeleteApiKey,
+                "6a7b",
+                None
+            ),
+            format!("{org}/apiKeys/6a7b")
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/prefix/", Operation::CreateApiKeyAccessList, "6a7b", None),
+            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys/6a7b/accessList"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/prefix", Operation::ListApiKeys, "", Some("itemsPerPage=5&pageNum=2")),
+            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys?itemsPerPage=5&pageNum=2"
+        );
+        // An id is one segment, whatever it holds (validation keeps such ids out anyway).
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com",
+                Operation::DeleteApiKey,
+                "a/../b?c",
+                None
+            ),
+            format!("{org}/apiKeys/a%2F..%2Fb%3Fc")
+        );
     }
 }

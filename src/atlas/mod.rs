@@ -71,13 +71,6 @@ impl Operation {
         }
     }
 
-    /// The template filled in with (already validated) ids.
-    pub fn path(self, org_id: &str, api_key_id: &str) -> String {
-        self.template()
-            .replace("{orgId}", org_id)
-            .replace("{apiUserId}", api_key_id)
-    }
-
     /// True for the POSTs: a failure after sending may have created something.
     pub fn creates(self) -> bool {
         self.method() == reqwest::Method::POST

@@ -24,7 +24,9 @@ impl AtlasClient {
     ) -> Result<Secret, AtlasError> {
         let req = AtlasRequest {
             op: Operation::CreateLinkToken,
-            path: Operation::CreateLinkToken.path(org_id, ""),
+            org_id,
+            api_key_id: "",
+            query: None,
             body: json_body(&models::TargetOrgRequest { access_list_ips }),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -40,7 +42,9 @@ impl AtlasClient {
     ) -> Result<(), AtlasError> {
         let req = AtlasRequest {
             op: Operation::DeleteLinkToken,
-            path: Operation::DeleteLinkToken.path(org_id, ""),
+            org_id,
+            api_key_id: "",
+            query: None,
             body: None,
         };
         self.execute(ctx, &req).await.map(drop)
@@ -56,7 +60,9 @@ impl AtlasClient {
     ) -> Result<models::ApiKeyUserDetails, AtlasError> {
         let req = AtlasRequest {
             op: Operation::CreateApiKey,
-            path: Operation::CreateApiKey.path(org_id, ""),
+            org_id,
+            api_key_id: "",
+            query: None,
             body: json_body(&models::CreateAtlasOrganizationApiKey { desc, roles }),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -77,7 +83,9 @@ impl AtlasClient {
             .collect();
         let req = AtlasRequest {
             op: Operation::CreateApiKeyAccessList,
-            path: Operation::CreateApiKeyAccessList.path(org_id, api_key_id),
+            org_id,
+            api_key_id,
+            query: None,
             body: json_body(&body),
         };
         let answer = self.execute(ctx, &req).await?;
@@ -95,7 +103,9 @@ impl AtlasClient {
     ) -> Result<(), AtlasError> {
         let req = AtlasRequest {
             op: Operation::DeleteApiKey,
-            path: Operation::DeleteApiKey.path(org_id, api_key_id),
+            org_id,
+            api_key_id,
+            query: None,
             body: None,
         };
         self.execute(ctx, &req).await.map(drop)
@@ -109,10 +119,12 @@ impl AtlasClient {
         items_per_page: u32,
         page_num: u32,
     ) -> Result<models::PaginatedApiApiUserView, AtlasError> {
-        let query = format!("?itemsPerPage={items_per_page}&pageNum={page_num}&includeCount=true");
+        let query = format!("itemsPerPage={items_per_page}&pageNum={page_num}&includeCount=true");
         let req = AtlasRequest {
             op: Operation::ListApiKeys,
-            path: Operation::ListApiKeys.path(org_id, "") + &query,
+            org_id,
+            api_key_id: "",
+            query: Some(query),
             body: None,
         };
         let answer = self.execute(ctx, &req).await?;

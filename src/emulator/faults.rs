@@ -117,6 +117,12 @@ pub enum FaultAction {
         /// HTTP status.
         status: u16,
     },
+    /// A valid status with the first half of the normal body, then nothing: the
+    /// connection stays open and the rest never comes (a stalled upstream).
+    StalledBody {
+        /// HTTP status.
+        status: u16,
+    },
     /// Any raw body and content type.
     Raw {
         /// HTTP status.
@@ -246,6 +252,19 @@ pub(crate) async fn apply(action: FaultAction, route: Option<Route>) -> Outcome 
                 status,
                 content_type(status, route),
                 Body::from(cut),
+            ))
+        }
+        FaultAction::StalledBody { status } => {
+            use tokio_stream::StreamExt as _;
+            let status = status_or_500(status);
+            let full = sample_body(route);
+            let half = Bytes::from(full[..full.len() / 2].to_string());
+            let chunks = tokio_stream::once(Ok::<_, std::convert::Infallible>(half))
+                .chain(tokio_stream::pending());
+            Outcome::Respond(raw_response(
+                status,
+                content_type(status, route),
+                Body::from_stream(chunks),
             ))
         }
         FaultAction::Raw {

@@ -163,11 +163,12 @@ impl Call {
         ]));
     }
 
-    /// Ends the call: logs, counts, and builds the gRPC answer.
-    pub fn finish<T>(
+    /// Ends the call: logs, counts, and builds the gRPC answer. `atlas_domain` names the
+    /// Atlas host of a profile (asked only when the call failed).
+    pub fn finish<'d, T>(
         mut self,
         result: Result<T, Failure>,
-        atlas_domain: &str,
+        atlas_domain: impl FnOnce(&str) -> &'d str,
     ) -> Result<Response<T>, Status> {
         self.finished = true;
         let elapsed = self.started.elapsed();
@@ -197,7 +198,7 @@ impl Call {
                     request_id: &self.request_id,
                     org_id: &self.org_id,
                     profile: &self.profile,
-                    atlas_domain,
+                    atlas_domain: atlas_domain(&self.profile),
                 };
                 let mut status = f.into_status(&ctx);
                 insert_request_id(status.metadata_mut(), &self.request_id);

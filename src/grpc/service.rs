@@ -94,8 +94,7 @@ impl GatewayService {
             }
             Err(_) => Err(Failure::Overloaded),
         };
-        let domain = self.domain(&call);
-        call.finish(result, domain)
+        call.finish(result, |profile| self.domain(profile))
     }
 
     async fn process<R: Rpc>(
@@ -214,10 +213,10 @@ impl GatewayService {
         Ok(profile)
     }
 
-    /// The Atlas host of the call's profile (ErrorInfo.domain of upstream errors).
-    fn domain(&self, call: &Call) -> &str {
+    /// The Atlas host of `profile` (ErrorInfo.domain of upstream errors).
+    fn domain(&self, profile: &str) -> &str {
         self.domains
-            .get(&call.profile)
+            .get(profile)
             .map(String::as_str)
             .unwrap_or("cloud.mongodb.com")
     }

@@ -26,6 +26,10 @@ use std::{
 };
 
 use moka::{future::Cache, ops::compute::Op, Expiry};
+use reqwest::{
+    header::{HeaderValue, AUTHORIZATION},
+    RequestBuilder,
+};
 
 use crate::{
     atlas::{
@@ -54,6 +58,9 @@ pub struct AccessToken {
     /// The sealed value in the shared store, when the token is the fleet's: what a 401
     /// compares before dropping it there.
     shared: OnceLock<Vec<u8>>,
+    /// `Bearer <value>` as a sensitive header value, built once instead of per call
+    /// (`None`: the value cannot be a header; the request then fails as it would have).
+    bearer: Option<HeaderValue>,
 }
 
 /// Token-endpoint failures, shareable between coalesced waiters.
@@ -80,6 +87,38 @@ struct Cooldown {
 }
 
 impl AccessToken {
+    fn new(
+        value: String,
+        expires_at: Instant,
+        refresh_at: Instant,
+        generation: u64,
+        shared: OnceLock<Vec<u8>>,
+    ) -> Self {
+        let bearer = HeaderValue::try_from(format!("Bearer {value}"))
+            .ok()
+            .map(|mut h| {
+                h.set_sensitive(true);
+                h
+            });
+        AccessToken {
+            value: Secret::new(value),
+            proven: AtomicBool::new(false),
+            expires_at,
+            refresh_at,
+            generation,
+            shared,
+            bearer,
+        }
+    }
+
+    /// Adds the token to `http` as `Authorization: Bearer`.
+    pub fn authorize(&self, http: RequestBuilder) -> RequestBuilder {
+        match &self.bearer {
+            Some(h) => http.header(AUTHORIZATION, h.clone()),
+            None => http.bearer_auth(self.value.expose()),
+        }
+    }
+
     /// Records that Atlas accepted the token (any answer but 401).
     pub fn mark_accepted(&self) {
         if !self.proven.load(Ordering::Relaxed) {
@@ -452,14 +491,13 @@ impl TokenSource {
                 detail: "the token endpoint answered an unusable expires_in".into(),
             })
         };
-        Ok(AccessToken {
-            value: Secret::new(t.access_token),
-            proven: AtomicBool::new(false),
-            expires_at: at(lifetime - skew)?,
-            refresh_at: at(lifetime - skew - margin)?,
-            generation: self.next_generation(),
-            shared: OnceLock::new(),
-        })
+        Ok(AccessToken::new(
+            t.access_token,
+            at(lifetime - skew)?,
+            at(lifetime - skew - margin)?,
+            self.next_generation(),
+            OnceLock::new(),
+        ))
     }
 }
 
@@ -480,5 +518,33 @@ fn pause_for(error: &TokenError) -> Option<Duration> {
         TokenError::RateLimited { retry_after } => Some(retry_after.unwrap_or(RATE_LIMIT_COOLDOWN)),
         TokenError::LimitReached => Some(TOKEN_LIMIT_COOLDOWN),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(value: &str) -> AccessToken {
+        let now = Instant::now();
+        AccessToken::new(value.into(), now, now, 1, OnceLock::new())
+    }
+
+    #[test]
+    fn the_bearer_header_is_built_once_and_marked_sensitive() {
+        let http = reqwest::Client::new();
+        let sent = token("eyJhbGciOi.abc-_")
+            .authorize(http.get("http://127.0.0.1:9/"))
+            .build()
+            .unwrap();
+        let header = sent.headers().get(AUTHORIZATION).unwrap();
+        assert_eq!(header, "Bearer eyJhbGciOi.abc-_");
+        assert!(
+            header.is_sensitive(),
+            "kept out of Debug output, as bearer_auth does"
+        );
+        // A value that cannot be a header fails the request, as `bearer_auth` made it.
+        let bad = token("a\nb").authorize(http.get("http://127.0.0.1:9/"));
+        assert!(bad.build().is_err());
     }
 }

@@ -9,18 +9,15 @@
 //! A 429 or the token cap pauses token requests for the whole fleet. Whenever the store
 //! fails, the replica fetches on its own, exactly as without a store.
 use std::{
-    sync::{atomic::AtomicBool, Arc, OnceLock},
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
 use super::{pause_for, AccessToken, TokenError, TokenSource};
-use crate::{
-    secret::Secret,
-    store::{
-        jitter,
-        token::{Lock, StoredToken, TokenSlot},
-        unix_ms, StoreDown,
-    },
+use crate::store::{
+    jitter,
+    token::{Lock, StoredToken, TokenSlot},
+    unix_ms, StoreDown,
 };
 
 impl TokenSource {
@@ -107,14 +104,13 @@ impl TokenSource {
         let now = Instant::now();
         let now_ms = unix_ms();
         let after = |ms: u64| now + Duration::from_millis(ms.saturating_sub(now_ms));
-        Arc::new(AccessToken {
-            value: Secret::new(t.value),
-            proven: AtomicBool::new(false),
-            expires_at: after(t.expires_at_ms),
-            refresh_at: after(t.refresh_at_ms),
-            generation: self.next_generation(),
-            shared: OnceLock::from(t.sealed),
-        })
+        Arc::new(AccessToken::new(
+            t.value,
+            after(t.expires_at_ms),
+            after(t.refresh_at_ms),
+            self.next_generation(),
+            OnceLock::from(t.sealed),
+        ))
     }
 }
 

@@ -58,23 +58,18 @@ impl Held {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{atomic::AtomicBool, OnceLock},
-        time::Duration,
-    };
+    use std::{sync::OnceLock, time::Duration};
 
     use super::*;
-    use crate::secret::Secret;
 
     fn token(generation: u64, expires_at: Instant) -> Arc<AccessToken> {
-        Arc::new(AccessToken {
-            value: Secret::new(format!("token-{generation}")),
-            proven: AtomicBool::new(false),
+        Arc::new(AccessToken::new(
+            format!("token-{generation}"),
             expires_at,
-            refresh_at: expires_at,
+            expires_at,
             generation,
-            shared: OnceLock::new(),
-        })
+            OnceLock::new(),
+        ))
     }
 
     fn held_generation(held: &Held, now: Instant) -> Option<u64> {
