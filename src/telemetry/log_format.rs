@@ -268,6 +268,13 @@ struct Escaped<'a, 'w>(&'a mut Writer<'w>);
 
 impl fmt::Write for Escaped<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Every character to escape is one of these bytes, or starts with 0xC2 in UTF-8.
+        if !s
+            .bytes()
+            .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
+        {
+            return self.0.write_str(s);
+        }
         let mut rest = s;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escaped(c)) {
             self.0.write_str(&rest[..at])?;
