@@ -1,19 +1,22 @@
 //! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter; lines
 //! formatted by [`log_format`] and batched off the call path by [`log_writer`]) and
-//! Prometheus metrics on their own loopback port.
+//! Prometheus metrics on their own loopback port. The filter (`filter.rs`) is `EnvFilter`
+//! only when `RUST_LOG` names spans or fields; plain `level`/`target=level` lists (and the
+//! default, `info`) use the static `Targets`, same decisions without per-span locking.
 //!
 //! Metric names and labels live here and only here (HELP text in `describe.rs`). Labels
 //! are method, gRPC code, operation, HTTP status, profile name, outcome and TLS refusal
 //! reason (the fixed set of `crate::tls::Reason`): never an org id, a request id,
 //! certificate data or anything secret.
 mod describe;
+mod filter;
 pub mod log_format;
 pub mod log_writer;
 mod metrics_http;
 
 use std::{io::IsTerminal, net::SocketAddr};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, Layer, Registry};
 
 use crate::config::LogFormat;
 pub use log_writer::LogGuard;
@@ -31,25 +34,31 @@ pub fn log_millis(d: std::time::Duration) -> f64 {
 /// guard until the process ends: dropping it writes out the buffered lines.
 #[must_use = "dropping the guard stops batching and writes out the buffered lines"]
 pub fn init_tracing(format: LogFormat) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = log_writer::LogWriter::stderr();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // What `tracing_subscriber::fmt()` starts from, with its filter chosen apart.
+    let layer = tracing_subscriber::fmt::layer()
+        .log_internal_errors(true)
         .with_writer(writer)
         .with_timer(log_format::FastTime);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder
-            .fmt_fields(log_format::FastFields)
-            .with_ansi(std::io::stderr().is_terminal())
-            .event_format(log_format::FastEvent::default())
-            .try_init(),
-    };
+    match format {
+        LogFormat::Json => filtered(layer.json().flatten_event(true).with_current_span(true)),
+        LogFormat::Text => filtered(
+            layer
+                .fmt_fields(log_format::FastFields)
+                .with_ansi(std::io::stderr().is_terminal())
+                .event_format(log_format::FastEvent::default()),
+        ),
+    }
     guard
+}
+
+/// Installs `fmt` under the `RUST_LOG` filter, as `fmt().with_env_filter()` layers them.
+fn filtered<L: Layer<Registry> + Send + Sync + 'static>(fmt: L) {
+    let fmt = tracing_subscriber::registry().with(fmt);
+    let _ = match filter::LogFilter::from_env() {
+        filter::LogFilter::Static(targets) => fmt.with(targets).try_init(),
+        filter::LogFilter::Dynamic(env) => fmt.with(env).try_init(),
+    };
 }
 
 /// Installs the Prometheus recorder and serves `GET /metrics` on `addr` (port 0: any

@@ -1,14 +1,16 @@
 //! Faster formatting of the log line, byte for byte what tracing-subscriber's defaults
 //! print: [`FastEvent`] (its `Full` text format: time, level, spans, target, fields),
 //! [`FastFields`] (its `DefaultFields`: `name=value`, strings quoted as `{:?}` quotes
-//! them, durations as `f64`'s `{:?}`) and [`FastTime`] (its `SystemTime` timer: RFC 3339
-//! UTC with microseconds). The defaults write every piece through `write!` and the ANSI
-//! styling machinery, even with ANSI off; these write straight to the buffer. Anything
-//! unusual (ANSI on, events from the `log` crate, the message, `r#` and `log.` names,
-//! clocks outside years 1970–9999) goes to the defaults. The tests compare the two byte
-//! for byte. It formats only.
+//! them, durations as `f64`'s `{:?}`, the message with terminal controls escaped) and
+//! [`FastTime`] (its `SystemTime` timer: RFC 3339 UTC with microseconds). The defaults
+//! write every piece through `write!` and the ANSI styling machinery, even with ANSI off,
+//! and the message a character at a time through their escape guard; these write straight
+//! to the buffer, the message in runs between the characters to escape. Anything unusual
+//! (ANSI on, events from the `log` crate, `r#` and `log.` names, a message with escaping
+//! turned off, clocks outside years 1970–9999) goes to the defaults. The tests compare the
+//! two byte for byte. It formats only.
 use std::{
-    fmt,
+    fmt::{self, Write as _},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -126,20 +128,28 @@ impl<'a> MakeVisitor<Writer<'a>> for FastFields {
 }
 
 impl FastVisitor<'_> {
-    /// Writes the separator and `name=` when the field takes the fast path.
+    /// Writes the separator and `name=` (none for the message, styled or not) when the
+    /// field takes the fast path.
     fn start(&mut self, field: &Field) -> bool {
         let name = field.name();
-        if !self.plain || name == "message" || name.starts_with("r#") {
+        let message = name == "message";
+        let fast = match message {
+            true => self.writer.sanitizes_ansi_escapes(),
+            false => self.plain && !name.starts_with("r#"),
+        };
+        if !fast {
             return false;
         }
         if !self.is_empty {
             self.result = self.writer.write_char(' ');
         }
         self.is_empty = false;
-        self.result = self
-            .result
-            .and_then(|()| self.writer.write_str(name))
-            .and_then(|()| self.writer.write_char('='));
+        if !message {
+            self.result = self
+                .result
+                .and_then(|()| self.writer.write_str(name))
+                .and_then(|()| self.writer.write_char('='));
+        }
         true
     }
 
@@ -166,9 +176,10 @@ impl Visit for FastVisitor<'_> {
         if !self.start(field) {
             return self.fallback(|v| v.record_str(field, value));
         }
-        self.result = self
-            .result
-            .and_then(|()| write_quoted(&mut self.writer, value));
+        self.result = self.result.and_then(|()| match field.name() {
+            "message" => Escaped(&mut self.writer).write_str(value),
+            _ => write_quoted(&mut self.writer, value),
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -178,7 +189,10 @@ impl Visit for FastVisitor<'_> {
         if !self.start(field) {
             return self.fallback(|v| v.record_debug(field, value));
         }
-        self.result = self.result.and_then(|()| write!(self.writer, "{value:?}"));
+        self.result = self.result.and_then(|()| match field.name() {
+            "message" => write!(Escaped(&mut self.writer), "{value:?}"),
+            _ => write!(self.writer, "{value:?}"),
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -245,6 +259,41 @@ impl VisitFmt for FastVisitor<'_> {
     fn writer(&mut self) -> &mut dyn fmt::Write {
         &mut self.writer
     }
+}
+
+/// Writes to the line what it is given, with the characters tracing-subscriber's escape
+/// guard escapes in a message (ESC, BEL, BS, FF, DEL and the C1 controls) escaped as it
+/// escapes them.
+struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Every character to escape is one of these bytes, or starts with 0xC2 in UTF-8.
+        if !s
+            .bytes()
+            .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
+        {
+            return self.0.write_str(s);
+        }
+        let mut rest = s;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escaped(c)) {
+            self.0.write_str(&rest[..at])?;
+            match u32::from(c) {
+                n @ 0..=0x7f => write!(self.0, "\\x{n:02x}")?,
+                n => write!(self.0, "\\u{{{n:x}}}")?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+/// A character the escape guard escapes.
+fn escaped(c: char) -> bool {
+    matches!(
+        c,
+        '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+    )
 }
 
 /// `{:?}` of a string: as is between quotes when nothing needs escaping.

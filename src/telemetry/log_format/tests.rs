@@ -67,20 +67,42 @@ fn emit() {
     tracing::trace!(target: "elsewhere", x = 1e-5, y = -0.0, z = f64::NAN, "levels");
 }
 
-fn render(fast: bool, ansi: bool) -> String {
+/// Messages: literal (clean or with every character the escape guard escapes),
+/// formatted, and given as a field of each kind.
+fn emit_messages() {
+    tracing::info!("call finished");
+    tracing::info!("esc \u{1b}[31m bel \u{7} bs \u{8} ff \u{c} del \u{7f} c1 \u{80}\u{85}\u{9f}");
+    tracing::info!("kept: tab \t nl \n cr \r nul \u{0} vt \u{b} \u{a0} é ✓ \u{1F600} \"q\" \\");
+    tracing::info!("formatted {} {:?} {}", "\u{1b}[0m", "q\u{7}", 42);
+    tracing::info!(n = 1, "{}", "after a field \u{9b}");
+    tracing::info!(message = "a str \u{1b}]0;title\u{7}");
+    tracing::info!(message = %"display \u{85}", other = "x");
+    tracing::info!(message = ?"debug \u{1b}");
+    tracing::info!(message = 1.5f64);
+    tracing::info!(message = 7u64);
+    tracing::info!(message = true);
+    tracing::info!(message = "");
+    tracing::info!("");
+}
+
+fn render(fast: bool, ansi: bool, sanitize: bool, emit: fn()) -> String {
+    use tracing_subscriber::layer::SubscriberExt;
     let buf = Buf::default();
-    let builder = tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(buf.clone())
         .with_ansi(ansi)
-        .with_max_level(tracing::Level::TRACE)
+        .with_ansi_sanitization(sanitize)
         .with_timer(Fixed);
+    let registry = tracing_subscriber::registry();
     let dispatch: tracing::Dispatch = match fast {
-        true => builder
-            .fmt_fields(FastFields)
-            .event_format(FastEvent::with_timer(Fixed))
-            .finish()
+        true => registry
+            .with(
+                layer
+                    .fmt_fields(FastFields)
+                    .event_format(FastEvent::with_timer(Fixed)),
+            )
             .into(),
-        false => builder.finish().into(),
+        false => registry.with(layer).into(),
     };
     tracing::dispatcher::with_default(&dispatch, emit);
     let bytes = buf.0.lock().unwrap().clone();
@@ -90,11 +112,14 @@ fn render(fast: bool, ansi: bool) -> String {
 #[test]
 fn fields_are_printed_byte_for_byte_as_the_default_prints_them() {
     for ansi in [false, true] {
-        let (fast, default) = (render(true, ansi), render(false, ansi));
+        let (fast, default) = (
+            render(true, ansi, true, emit),
+            render(false, ansi, true, emit),
+        );
         assert_eq!(fast, default, "ansi {ansi}");
         assert_eq!(fast.lines().count(), 5, "{fast}");
     }
-    let line = render(true, false);
+    let line = render(true, false, true, emit);
     assert!(
         line.contains(
             r#"rpc{method="CreateLinkToken" org_id=5f1a0c2b3d4e quoted="say \"hi\"\n\\""#
@@ -105,6 +130,20 @@ fn fields_are_printed_byte_for_byte_as_the_default_prints_them() {
         line.contains(r#"upstream_ms=1.25 code="Ok" trace_id=4bf9"#),
         "{line}"
     );
+}
+
+#[test]
+fn messages_are_printed_byte_for_byte_as_the_default_prints_them() {
+    for (ansi, sanitize) in [(false, true), (true, true), (false, false), (true, false)] {
+        let fast = render(true, ansi, sanitize, emit_messages);
+        let default = render(false, ansi, sanitize, emit_messages);
+        assert_eq!(fast, default, "ansi {ansi}, sanitize {sanitize}");
+    }
+    let text = render(true, false, true, emit_messages);
+    assert_eq!(text.matches("Z  INFO ").count(), 13, "{text}");
+    assert!(text.contains("::tests: call finished\n"), "{text}");
+    let escaped = r"esc \x1b[31m bel \x07 bs \x08 ff \x0c del \x7f c1 \u{80}\u{85}\u{9f}";
+    assert!(text.contains(escaped), "{text}");
 }
 
 #[test]
