@@ -22,6 +22,7 @@ use super::{
         HeaderFacts,
     },
     retry::{is_rate_limit_code, retryable_status, Backoff, Idempotency},
+    urls::Urls,
     Operation,
 };
 use crate::{
@@ -61,29 +62,10 @@ pub struct AtlasRequest<'a> {
     pub body: Option<Bytes>,
 }
 
-/// The request URL: the parsed base URL with the operation's path segments pushed onto
-/// its path (each percent-encoded as a segment; neither the base nor the whole path is
-/// parsed again).
-fn request_url(base: &reqwest::Url, req: &AtlasRequest<'_>) -> reqwest::Url {
-    let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty();
-        for segment in req.op.template().split('/').skip(1) {
-            path.push(match segment {
-                "{orgId}" => req.org_id,
-                "{apiUserId}" => req.api_key_id,
-                literal => literal,
-            });
-        }
-    }
-    url.set_query(req.query.as_deref());
-    url
-}
-
 struct Upstream {
     profile: Profile,
-    /// `profile.base_url` parsed once: a call sets only the path (no host parse, no IDNA).
-    base: reqwest::Url,
+    /// `profile.base_url` parsed once, and the request URLs under it.
+    urls: Urls,
     auth: Authenticator,
     in_flight: Semaphore,
     /// The profile's view of the shared store (fleet mode).
@@ -154,7 +136,9 @@ impl AtlasClient {
                 let auth = Authenticator::new(&http, p, shared.clone());
                 let upstream = Upstream {
                     profile: p.clone(),
-                    base: reqwest::Url::parse(&p.base_url).expect("config validated the base URL"),
+                    urls: Urls::new(
+                        reqwest::Url::parse(&p.base_url).expect("config validated the base URL"),
+                    ),
                     auth,
                     in_flight: Semaphore::new(p.max_in_flight),
                     shared,
@@ -221,7 +205,7 @@ impl AtlasClient {
             .map_err(|_| AtlasError::Timeout)?
             .expect("semaphore never closed"),
         };
-        let url = request_url(&upstream.base, req);
+        let url = upstream.urls.get(req);
         let mut auth = AuthState {
             digest: match &upstream.auth {
                 Authenticator::Digest(session) => Some(session.lease()),
@@ -238,7 +222,7 @@ impl AtlasClient {
                 .authenticate(ctx, &upstream.auth, &mut auth, http, req.op, &url)
                 .await?;
             let mut attempt = Attempt {
-                span: ctx.trace.atlas_attempt(req.op, &upstream.base),
+                span: ctx.trace.atlas_attempt(req.op, upstream.urls.base()),
                 started: Instant::now(),
             };
             // One deadline (one timer) for the whole attempt: send, headers and body.
@@ -481,62 +465,5 @@ async fn reauthenticate(
             retry
         }
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(base: &str, op: Operation, api_key_id: &str, query: Option<&str>) -> String {
-        let req = AtlasRequest {
-            op,
-            org_id: "5f1a0c2b3d4e5f6a7b8c9d0e",
-            api_key_id,
-            query: query.map(str::to_string),
-            body: None,
-        };
-        request_url(&reqwest::Url::parse(base).unwrap(), &req).to_string()
-    }
-
-    #[test]
-    fn request_urls_fill_the_template_under_the_base_path() {
-        let org = "https://cloud.mongodb.com/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e";
-        assert_eq!(
-            url(
-                "https://cloud.mongodb.com",
-                Operation::CreateLinkToken,
-                "",
-                None
-            ),
-            format!("{org}/liveMigrations/linkTokens")
-        );
-        assert_eq!(
-            url(
-                "https://cloud.mongodb.com/",
-                Operation::DeleteApiKey,
-                "6a7b",
-                None
-            ),
-            format!("{org}/apiKeys/6a7b")
-        );
-        assert_eq!(
-            url("http://127.0.0.1:8080/prefix/", Operation::CreateApiKeyAccessList, "6a7b", None),
-            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys/6a7b/accessList"
-        );
-        assert_eq!(
-            url("http://127.0.0.1:8080/prefix", Operation::ListApiKeys, "", Some("itemsPerPage=5&pageNum=2")),
-            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys?itemsPerPage=5&pageNum=2"
-        );
-        // An id is one segment, whatever it holds (validation keeps such ids out anyway).
-        assert_eq!(
-            url(
-                "https://cloud.mongodb.com",
-                Operation::DeleteApiKey,
-                "a/../b?c",
-                None
-            ),
-            format!("{org}/apiKeys/a%2F..%2Fb%3Fc")
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! The Atlas Admin API side: one pooled HTTP client ([`client::AtlasClient`]), the
 //! operations as the official spec defines them ([`Operation`], typed in [`operations`]),
 //! their JSON shapes ([`models`]), reading answers ([`response`]), authentication
-//! ([`auth`]), the retry policy ([`retry`]) and the upstream error type
+//! ([`auth`]), the retry policy ([`retry`]), request URLs (`urls`) and the upstream error type
 //! ([`error::AtlasError`]).
 //!
 //! This module knows HTTP and Atlas; it knows nothing of gRPC. It never logs a secret
@@ -13,6 +13,7 @@ pub mod models;
 pub mod operations;
 pub mod response;
 pub mod retry;
+mod urls;
 
 use retry::Idempotency;
 

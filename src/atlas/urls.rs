@@ -1,0 +1,181 @@
+//! Request URLs of one profile: its base URL, parsed once, with an operation's path
+//! template filled in, each id percent-encoded as one path segment. The URLs of calls
+//! without a query string are remembered (up to [`REMEMBERED`], then forgotten all at
+//! once), so a call for the same operation and ids clones a finished URL instead of
+//! building one: building costs several passes of the URL parser per call.
+use std::{collections::HashMap, sync::Mutex};
+
+use reqwest::Url;
+
+use super::client::AtlasRequest;
+
+/// How many URLs a profile remembers (a sidecar calls for few orgs; a caller cycling
+/// through many only costs the builds it would cost anyway).
+pub const REMEMBERED: usize = 256;
+
+/// One profile's request URLs.
+pub struct Urls {
+    base: Url,
+    /// Finished URLs by path (`/api/atlas/v2/orgs/{id}/...`).
+    built: Mutex<HashMap<String, Url>>,
+}
+
+impl Urls {
+    /// The URLs under `base`.
+    pub fn new(base: Url) -> Self {
+        Self {
+            base,
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The profile's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The URL of `req`.
+    pub fn get(&self, req: &AtlasRequest<'_>) -> Url {
+        if req.query.is_some() {
+            return self.build(req);
+        }
+        let mut path = String::with_capacity(96);
+        for segment in segments(req) {
+            path.push('/');
+            path.push_str(segment);
+        }
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(url) = built.get(&path) {
+            return url.clone();
+        }
+        let url = self.build(req);
+        if built.len() >= REMEMBERED {
+            built.clear();
+        }
+        built.insert(path, url.clone());
+        url
+    }
+
+    /// The base URL with the template's segments pushed onto its path (each
+    /// percent-encoded as a segment) and the query.
+    fn build(&self, req: &AtlasRequest<'_>) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments(req));
+        }
+        url.set_query(req.query.as_deref());
+        url
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.built.lock().unwrap().len()
+    }
+}
+
+/// The template's path segments with the request's ids in place of the placeholders.
+fn segments<'a>(req: &'a AtlasRequest<'_>) -> impl Iterator<Item = &'a str> {
+    req.op
+        .template()
+        .split('/')
+        .skip(1)
+        .map(|segment| match segment {
+            "{orgId}" => req.org_id,
+            "{apiUserId}" => req.api_key_id,
+            literal => literal,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atlas::Operation;
+
+    fn req<'a>(
+        op: Operation,
+        org_id: &'a str,
+        key: &'a str,
+        query: Option<&str>,
+    ) -> AtlasRequest<'a> {
+        AtlasRequest {
+            op,
+            org_id,
+            api_key_id: key,
+            query: query.map(str::to_string),
+            body: None,
+        }
+    }
+
+    fn url(base: &str, op: Operation, key: &str, query: Option<&str>) -> String {
+        let urls = Urls::new(Url::parse(base).unwrap());
+        let req = req(op, "5f1a0c2b3d4e5f6a7b8c9d0e", key, query);
+        let first = urls.get(&req).to_string();
+        assert_eq!(
+            urls.get(&req).to_string(),
+            first,
+            "the remembered URL is the same"
+        );
+        first
+    }
+
+    #[test]
+    fn urls_fill_the_template_under_the_base_path() {
+        let org = "https://cloud.mongodb.com/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e";
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com",
+                Operation::CreateLinkToken,
+                "",
+                None
+            ),
+            format!("{org}/liveMigrations/linkTokens")
+        );
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com/",
+                Operation::DeleteApiKey,
+                "6a7b",
+                None
+            ),
+            format!("{org}/apiKeys/6a7b")
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/prefix/", Operation::CreateApiKeyAccessList, "6a7b", None),
+            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys/6a7b/accessList"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/prefix", Operation::ListApiKeys, "", Some("itemsPerPage=5&pageNum=2")),
+            "http://127.0.0.1:8080/prefix/api/atlas/v2/orgs/5f1a0c2b3d4e5f6a7b8c9d0e/apiKeys?itemsPerPage=5&pageNum=2"
+        );
+        // An id is one segment, whatever it holds (validation keeps such ids out anyway).
+        assert_eq!(
+            url(
+                "https://cloud.mongodb.com",
+                Operation::DeleteApiKey,
+                "a/../b?c",
+                None
+            ),
+            format!("{org}/apiKeys/a%2F..%2Fb%3Fc")
+        );
+    }
+
+    #[test]
+    fn remembered_urls_are_per_operation_and_ids_and_bounded() {
+        let urls = Urls::new(Url::parse("https://cloud.mongodb.com").unwrap());
+        let create = urls.get(&req(Operation::CreateApiKey, "aa", "", None));
+        let delete = urls.get(&req(Operation::DeleteApiKey, "aa", "k1", None));
+        let other_org = urls.get(&req(Operation::CreateApiKey, "bb", "", None));
+        assert_ne!(create, delete);
+        assert_ne!(create, other_org);
+        assert!(other_org.path().contains("/orgs/bb/"));
+        // Lists (a query string) are built, not remembered.
+        urls.get(&req(Operation::ListApiKeys, "aa", "", Some("pageNum=1")));
+        assert_eq!(urls.remembered(), 3);
+        for i in 0..REMEMBERED + 10 {
+            let org = format!("{i:024x}");
+            let url = urls.get(&req(Operation::CreateLinkToken, &org, "", None));
+            assert!(url.path().contains(&org));
+            assert!(urls.remembered() <= REMEMBERED);
+        }
+    }
+}
