@@ -1,8 +1,9 @@
 //! Request URLs of one profile: its base URL, parsed once, with an operation's path
 //! template filled in, each id percent-encoded as one path segment. The URLs of calls
-//! without a query string are remembered (up to [`REMEMBERED`], then forgotten all at
-//! once), so a call for the same operation and ids clones a finished URL instead of
-//! building one: building costs several passes of the URL parser per call.
+//! without a query string and with plain ids (letters, digits, `-`, `_`) are remembered
+//! (up to [`REMEMBERED`], then forgotten all at once), so a call for the same operation
+//! and ids clones a finished URL instead of building one: building costs several passes
+//! of the URL parser per call.
 use std::{collections::HashMap, sync::Mutex};
 
 use reqwest::Url;
@@ -36,7 +37,10 @@ impl Urls {
 
     /// The URL of `req`.
     pub fn get(&self, req: &AtlasRequest<'_>) -> Url {
-        if req.query.is_some() {
+        // Only ids that cannot hold a separator are remembered, so that the path names
+        // the URL unambiguously (ids are validated upstream of here; this does not rely on
+        // it).
+        if req.query.is_some() || !plain(req.org_id) || !plain(req.api_key_id) {
             return self.build(req);
         }
         let mut path = String::with_capacity(96);
@@ -71,6 +75,12 @@ impl Urls {
     fn remembered(&self) -> usize {
         self.built.lock().unwrap().len()
     }
+}
+
+/// An id made only of ASCII letters, digits, `-` and `_` (Atlas ids are hex).
+fn plain(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The template's path segments with the request's ids in place of the placeholders.
@@ -171,6 +181,12 @@ mod tests {
         // Lists (a query string) are built, not remembered.
         urls.get(&req(Operation::ListApiKeys, "aa", "", Some("pageNum=1")));
         assert_eq!(urls.remembered(), 3);
+        // Ids that could make two requests' paths alike are never remembered.
+        let list = urls.get(&req(Operation::CreateApiKeyAccessList, "aa", "k", None));
+        let odd = urls.get(&req(Operation::DeleteApiKey, "aa", "k/accessList", None));
+        assert_eq!(list.path(), "/api/atlas/v2/orgs/aa/apiKeys/k/accessList");
+        assert_eq!(odd.path(), "/api/atlas/v2/orgs/aa/apiKeys/k%2FaccessList");
+        assert_eq!(urls.remembered(), 4);
         for i in 0..REMEMBERED + 10 {
             let org = format!("{i:024x}");
             let url = urls.get(&req(Operation::CreateLinkToken, &org, "", None));
