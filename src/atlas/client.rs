@@ -1,8 +1,9 @@
 //! `AtlasClient`: one pooled reqwest client that runs an [`AtlasRequest`] for a profile.
-//! `AtlasClient::execute` is a loop over four named steps: `authenticate` (Bearer token
-//! or Digest answer), the send (the send and `classify` under one timer: the caller's
-//! deadline), `classify` (2xx, a 401 the authenticator can cure, or an [`AtlasError`]
-//! with a retry hint) and `retry` (the policy of [`super::retry`]). The typed operations live in [`super::operations`].
+//! `AtlasClient::execute` is a loop over three named steps and the send between them:
+//! `authenticate` (Bearer token or Digest answer), the send and `classify` (2xx, a 401
+//! the authenticator can cure, or an [`AtlasError`] with a retry hint) under one timer,
+//! the caller's deadline, and `retry` (the policy of [`super::retry`]). The typed
+//! operations live in [`super::operations`].
 use std::{
     collections::HashMap,
     sync::Arc,

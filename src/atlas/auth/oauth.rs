@@ -531,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bearer_header_is_built_once_and_marked_sensitive() {
+    fn the_bearer_header_carries_the_token_and_is_marked_sensitive() {
         let http = reqwest::Client::new();
         let sent = token("eyJhbGciOi.abc-_")
             .authorize(http.get("http://127.0.0.1:9/"))
