@@ -378,20 +378,24 @@ async fn slow_upstream_past_the_deadline_is_deadline_exceeded() {
         .delete_link_token(delete_req(DEMO_ORG_ID))
         .await
         .unwrap_err(); // warm the token
-    gw.emulator.inject(Fault::new(
-        Route::CreateLinkToken,
-        FaultAction::Latency { millis: 600_000 },
-    ));
-    // Atlas would answer in ten minutes: any answer at all is the deadline's doing.
+                       // Atlas would answer in ten minutes: any answer at all is the deadline's doing.
+    create_past_a_3s_deadline(&gw, FaultAction::Latency { millis: 600_000 }).await;
+    gw.stop().await;
+}
+
+/// CreateLinkToken with a 3 s deadline while Atlas does `action`: the gateway's own
+/// DEADLINE_EXCEEDED with details, not a transport timeout.
+async fn create_past_a_3s_deadline(gw: &Gateway, action: FaultAction) {
+    gw.emulator
+        .inject(Fault::new(Route::CreateLinkToken, action));
     let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_secs(3)));
     let err = gw.client().create_link_token(req).await.unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert_eq!(
         reason(&err),
         "DEADLINE_EXCEEDED",
         "our answer with details, not a transport timeout"
     );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -399,14 +403,7 @@ async fn a_body_that_stalls_past_the_deadline_is_deadline_exceeded() {
     let gw = Gateway::start().await;
     // Headers and half the body arrive at once; the rest never does. The call's one
     // deadline covers the body as well as the send.
-    gw.emulator.inject(Fault::new(
-        Route::CreateLinkToken,
-        FaultAction::StalledBody { status: 200 },
-    ));
-    let req = with_meta(link_req(DEMO_ORG_ID), &[], Some(Duration::from_secs(3)));
-    let err = gw.client().create_link_token(req).await.unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-    assert_eq!(reason(&err), "DEADLINE_EXCEEDED");
+    create_past_a_3s_deadline(&gw, FaultAction::StalledBody { status: 200 }).await;
     assert_eq!(
         gw.emulator
             .counters()
