@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use atlas_grpc_gateway::emulator::{Emulator, EmulatorConfig, DEMO_CLIENT_SECRET};
-use common::{redis_server::RedisServer, *};
+use common::{
+    redis_server::{free_port, RedisServer},
+    *,
+};
 use tonic::Code;
 
 async fn emulator() -> Emulator {
@@ -27,6 +30,17 @@ fn keyed(org: &str, request_id: &str) -> atlas_grpc_gateway::pb::CreateApiKeyReq
     let mut r = key_req(org);
     r.request_id = request_id.into();
     r
+}
+
+/// The harness itself: a port taken between picking it and `redis-server` binding it
+/// (another process on a busy machine) costs one attempt, not the test.
+#[tokio::test]
+async fn the_redis_harness_moves_to_a_fresh_port_when_its_port_is_taken() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let redis = RedisServer::start_on([taken, free_port()]).await;
+    assert_ne!(redis.port, taken);
+    assert!(redis.commands_processed().await > 0, "the server answers");
 }
 
 #[tokio::test]

@@ -1,62 +1,87 @@
 //! A real `redis-server` (the Debian package) on a free loopback port, for fleet tests.
 //! No persistence; killed when dropped. `kill` is SIGKILL (an outage), `restart` brings
 //! it back on the same port, empty.
+//!
+//! A free port is found by binding port 0 and letting go of it, so another process can
+//! take it before `redis-server` binds it. `start` therefore counts a server as up only
+//! once the server answering on the port is the one it spawned (its `process_id`); if
+//! that server exits (port taken) or never answers, it is killed and `start` tries again
+//! on a fresh port, a few times, before failing with what went wrong on each port.
 use std::{
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+/// Ports `start` tries before it gives up.
+const ATTEMPTS: usize = 5;
+/// How often a starting server is asked whether it is up, and whether it has exited.
+const POLL: Duration = Duration::from_millis(20);
+/// How long one server may take to answer.
+const STARTUP: Duration = Duration::from_secs(10);
 
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
 }
 
+/// A loopback port nothing listens on at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl RedisServer {
+    /// A server on a free port, trying fresh ports if one is taken meanwhile.
     pub async fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer { port, child: None };
-        server.spawn().await;
-        server
+        Self::start_on(std::iter::repeat_with(free_port).take(ATTEMPTS)).await
+    }
+
+    /// A server on the first of `ports` where one comes up.
+    pub async fn start_on(ports: impl IntoIterator<Item = u16>) -> RedisServer {
+        let mut failures = Vec::new();
+        for port in ports {
+            let mut server = RedisServer { port, child: None };
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(why) => failures.push(format!("port {port}: {why}")),
+            }
+        }
+        panic!("redis-server did not start: {}", failures.join("; "));
     }
 
     /// `redis://127.0.0.1:PORT/0`
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        url_of(self.port)
     }
 
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+    /// Starts `redis-server` on `self.port` and waits until it answers; on failure it is
+    /// killed and reaped, and the error says why.
+    async fn spawn(&mut self) -> Result<(), String> {
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server; .ci/run does)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = self.connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
+        let outcome = tokio::time::timeout(STARTUP, up_or_exited(&mut child, self.port))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer to PING within {STARTUP:?}")));
+        match outcome {
+            Ok(()) => self.child = Some(child),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        outcome
     }
 
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
-            .await
+        connect(self.port).await
     }
 
     /// SIGKILL: the store disappears mid-whatever.
@@ -70,7 +95,12 @@ impl RedisServer {
     /// A fresh, empty server on the same port.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        if let Err(why) = self.spawn().await {
+            panic!(
+                "redis-server did not come back on port {}: {why}",
+                self.port
+            );
+        }
     }
 
     /// Every key and its value (all values here are strings).
@@ -120,4 +150,51 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Waits until the server answering on `port` is `child`, or until `child` exits (for
+/// instance "Address already in use"), whichever comes first.
+async fn up_or_exited(child: &mut Child, port: u16) -> Result<(), String> {
+    let pid = child.id();
+    let up = async {
+        while answering_pid(port).await != Some(pid) {
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    let exited = async {
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    tokio::select! {
+        () = up => Ok(()),
+        status = exited => Err(format!("redis-server exited ({status}); port taken?")),
+    }
+}
+
+/// The `process_id` of the Redis server answering on `port` (its `INFO server`, which
+/// also proves it answers commands), if any answers.
+async fn answering_pid(port: u16) -> Option<u32> {
+    let mut c = connect(port).await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+fn url_of(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/0")
+}
+
+async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(url_of(port))?
+        .get_multiplexed_async_connection()
+        .await
 }
