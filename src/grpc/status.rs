@@ -3,6 +3,10 @@
 //! (reason, domain, metadata), a `RequestInfo`, and where they apply `BadRequest`,
 //! `RetryInfo`, `QuotaFailure`, `Help` and `LocalizedMessage`.
 //!
+//! This file owns [`Failure`] and maps the failures the gateway raises itself; Atlas's
+//! failures are mapped in [`upstream`] (transport, token endpoint, the access-list step)
+//! and [`api_failure`] (Atlas's error answers: the code table and their details).
+//!
 //! Messages come from Atlas's `detail` or a gateway sentence: never a Debug dump, a raw
 //! body or a secret. See README.md "Errors" for the table this implements.
 use std::{collections::HashMap, time::Duration};
@@ -11,17 +15,16 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::{
-    atlas::{
-        error::{ApiFailure, AtlasError},
-        retry::is_rate_limit_code,
-        Operation,
-    },
+    atlas::{error::AtlasError, Operation},
     idempotency::RequestIdReused,
     validate::{self, Violation},
 };
 
-/// Active access tokens Atlas allows per service account.
-const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
+mod api_failure;
+mod upstream;
+
+pub use api_failure::{code_for, proto_field_path};
+use upstream::{access_list_failed, upstream};
 
 /// `ErrorInfo.domain` for errors the gateway itself raises.
 pub const GATEWAY_DOMAIN: &str = "atlas-grpc-gateway";
@@ -197,304 +200,6 @@ impl Failure {
         }
         Status::with_error_details(code, message, d)
     }
-}
-
-/// The access-list step of `CreateApiKey` failed. Rolled back: the access-list error as
-/// it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY`, the key id to clean up.
-fn access_list_failed<'a>(
-    api_key_id: String,
-    error: AtlasError,
-    rolled_back: bool,
-    ctx: &ErrorContext<'a>,
-    d: &mut ErrorDetails,
-    meta: &mut HashMap<String, String>,
-) -> (Code, String, String, &'a str) {
-    let step = ErrorContext {
-        operation: Operation::CreateApiKeyAccessList,
-        ..*ctx
-    };
-    let (code, message, reason) = upstream(error, &step, d, meta);
-    meta.insert("operation".into(), step.operation.id().into());
-    meta.insert("rolled_back".into(), rolled_back.to_string());
-    if rolled_back {
-        meta.insert("api_key_id".into(), api_key_id);
-        let msg = format!(
-            "adding the new API key's access list failed, so the key was deleted again: {message}"
-        );
-        return (code, msg, reason, ctx.atlas_domain);
-    }
-    meta.insert("access_list_error".into(), reason);
-    let msg = format!("API key {api_key_id} was created, but adding its access list failed ({message}) and deleting the key failed too: it exists without its access list; delete it with DeleteApiKey");
-    meta.insert("api_key_id".into(), api_key_id);
-    (
-        Code::Internal,
-        msg,
-        "ORPHANED_API_KEY".into(),
-        GATEWAY_DOMAIN,
-    )
-}
-
-/// Maps an upstream failure; fills details; returns code, message and reason.
-fn upstream(
-    e: AtlasError,
-    ctx: &ErrorContext<'_>,
-    d: &mut ErrorDetails,
-    meta: &mut HashMap<String, String>,
-) -> (Code, String, String) {
-    let creates = ctx.operation.creates();
-    match e {
-        AtlasError::Api(f) => api_failure(*f, ctx, d, meta),
-        AtlasError::BadResponse {
-            status,
-            what,
-            atlas_request_id,
-        } => {
-            meta.insert("http_status".into(), status.to_string());
-            d.set_request_info(ctx.request_id, atlas_request_id.unwrap_or_default());
-            let effect = if creates {
-                " The operation may have taken effect in Atlas."
-            } else {
-                ""
-            };
-            let msg = format!("Atlas answered HTTP {status} but the gateway could not read the response ({what}).{effect}");
-            (Code::Internal, msg, "UPSTREAM_BAD_RESPONSE".into())
-        }
-        AtlasError::Unreachable { detail, sent } => {
-            let maybe = if sent && creates {
-                " The request may have reached Atlas."
-            } else {
-                ""
-            };
-            (
-                Code::Unavailable,
-                format!("Atlas is unreachable ({detail}).{maybe}"),
-                "UPSTREAM_UNREACHABLE".into(),
-            )
-        }
-        AtlasError::Timeout => (
-            Code::DeadlineExceeded,
-            "the call's deadline ran out before Atlas answered".into(),
-            "DEADLINE_EXCEEDED".into(),
-        ),
-        AtlasError::CoolingDown { retry_after } => {
-            d.set_retry_info(Some(retry_after));
-            meta.insert("cooldown".into(), "true".into());
-            let msg = format!(
-                "Atlas rate-limited {} for this org a moment ago; not calling it again for {} s",
-                ctx.operation.id(),
-                retry_after.as_secs().max(1)
-            );
-            (Code::ResourceExhausted, msg, "RATE_LIMITED".into())
-        }
-        e @ (AtlasError::CredentialsRejected { .. }
-        | AtlasError::TokenLimitReached { .. }
-        | AtlasError::TokenEndpointUnavailable { .. }
-        | AtlasError::TokenEndpointRateLimited { .. }) => token_endpoint(e, ctx, d, meta),
-    }
-}
-
-/// Maps a token-endpoint failure (no Atlas API call was made).
-fn token_endpoint(
-    e: AtlasError,
-    ctx: &ErrorContext<'_>,
-    d: &mut ErrorDetails,
-    meta: &mut HashMap<String, String>,
-) -> (Code, String, String) {
-    meta.insert("profile".into(), ctx.profile.into());
-    match e {
-        AtlasError::CredentialsRejected { status, detail } => {
-            meta.insert("http_status".into(), status.to_string());
-            let msg = format!("Atlas refused the gateway's service-account credentials for profile {:?} ({detail}); check MONGODB_ATLAS_CLIENT_ID / MONGODB_ATLAS_CLIENT_SECRET", ctx.profile);
-            (
-                Code::Unauthenticated,
-                msg,
-                "ATLAS_CREDENTIALS_REJECTED".into(),
-            )
-        }
-        AtlasError::TokenLimitReached { retry_after } => {
-            meta.insert("http_status".into(), "403".into());
-            d.set_retry_info(Some(retry_after));
-            d.add_quota_failure_violation(
-                format!("profiles/{}", ctx.profile),
-                format!("Atlas allows {ATLAS_ACTIVE_TOKEN_CAP} active access tokens per service account"),
-            );
-            let msg = format!("Atlas refused a new access token for profile {:?}: the service account already holds its {ATLAS_ACTIVE_TOKEN_CAP} active tokens (the credentials are fine). Share tokens between gateways with a shared token store, or run fewer gateways per service account", ctx.profile);
-            (
-                Code::ResourceExhausted,
-                msg,
-                "ATLAS_TOKEN_LIMIT_REACHED".into(),
-            )
-        }
-        AtlasError::TokenEndpointRateLimited { retry_after } => {
-            // Atlas allows about 10 token requests per minute: without a hint, wait 60 s.
-            d.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(60))));
-            let msg =
-                "the Atlas token endpoint rate-limited the gateway and no valid token is cached"
-                    .to_string();
-            (
-                Code::ResourceExhausted,
-                msg,
-                "TOKEN_ENDPOINT_RATE_LIMITED".into(),
-            )
-        }
-        // TokenEndpointUnavailable (its Display is the message: no secret in it).
-        other => (
-            Code::Unavailable,
-            other.to_string(),
-            "TOKEN_ENDPOINT_UNAVAILABLE".into(),
-        ),
-    }
-}
-
-fn api_failure(
-    f: ApiFailure,
-    ctx: &ErrorContext<'_>,
-    d: &mut ErrorDetails,
-    meta: &mut HashMap<String, String>,
-) -> (Code, String, String) {
-    let status = f.status;
-    let error_code = f.error_code().map(str::to_string);
-    let code = code_for(status, error_code.as_deref());
-    meta.insert("http_status".into(), status.to_string());
-    d.set_request_info(
-        ctx.request_id,
-        f.atlas_request_id.clone().unwrap_or_default(),
-    );
-    d.add_help_link(
-        "Atlas Admin API reference for this operation",
-        ctx.operation.docs_url(),
-    );
-    let rate_limited = status == 429 || error_code.as_deref().is_some_and(is_rate_limit_code);
-    if let Some(ra) = f
-        .retry_after
-        .filter(|_| rate_limited || matches!(code, Code::Unavailable | Code::ResourceExhausted))
-    {
-        d.set_retry_info(Some(ra));
-    }
-    let detail = f
-        .api_error
-        .as_ref()
-        .and_then(|e| e.detail.clone())
-        .filter(|s| !s.is_empty());
-    if let Some(e) = &f.api_error {
-        if let Some(r) = &e.reason {
-            meta.insert("atlas_reason".into(), r.clone());
-        }
-        if let Some(p) = e.parameters.as_ref().filter(|p| !p.is_null()) {
-            meta.insert("parameters".into(), p.to_string());
-        }
-        if let Some(brd) = &e.bad_request_detail {
-            for v in &brd.fields {
-                d.add_bad_request_violation(proto_field_path(&v.field), v.description.clone());
-            }
-        }
-    }
-    if rate_limited {
-        let subject = format!("organizations/{}", ctx.org_id);
-        let what = detail
-            .clone()
-            .unwrap_or_else(|| "Atlas Admin API rate limit".into());
-        d.add_quota_failure_violation(subject, what);
-    }
-    if let Some(why) = &f.unreadable_body {
-        meta.insert("upstream_body".into(), why.clone());
-    }
-    let reason = match (&error_code, &f.unreadable_body) {
-        (Some(c), None) => c.clone(),
-        (Some(c), Some(_)) => {
-            meta.insert("atlas_error_code".into(), c.clone());
-            "UPSTREAM_BAD_RESPONSE".into()
-        }
-        (None, _) => "UPSTREAM_BAD_RESPONSE".into(),
-    };
-    if let Some(dt) = &detail {
-        d.set_localized_message("en-US", dt.clone());
-    }
-    let base = match &detail {
-        Some(dt) => dt.clone(),
-        None => format!(
-            "Atlas answered HTTP {status}{}",
-            error_code
-                .as_deref()
-                .map(|c| format!(" ({c})"))
-                .unwrap_or_default()
-        ),
-    };
-    let message = match (code, error_code.as_deref()) {
-        (Code::Unauthenticated, _) => format!(
-            "Atlas refused the gateway's credentials for profile {:?}: {base}",
-            ctx.profile
-        ),
-        (_, Some("VERSION_GONE")) => format!(
-            "{base} (the Atlas API version the gateway sends is retired; set --api-version / ATLAS_GATEWAY_API_VERSION)"
-        ),
-        _ => base,
-    };
-    (code, message, reason)
-}
-
-/// errorCode overrides: they win over the HTTP status.
-const OVERRIDES: &[(&str, Code)] = &[
-    (
-        "CANNOT_DELETE_ORG_ACTIVE_LIVE_MIGRATION_ATLAS_ORG_LINK",
-        Code::FailedPrecondition,
-    ),
-    ("NO_PAYMENT_INFORMATION_FOUND", Code::FailedPrecondition),
-    ("VERSION_GONE", Code::FailedPrecondition),
-    ("SERVICE_UNAVAILABLE", Code::Unavailable),
-    ("NOT_ORG_GROUP_CREATOR", Code::PermissionDenied),
-];
-
-/// The gRPC code for an Atlas answer: errorCode override first, then the HTTP status.
-#[allow(clippy::match_overlapping_arm)] // specific statuses first, then the class
-pub fn code_for(status: u16, error_code: Option<&str>) -> Code {
-    if let Some(c) = error_code {
-        if let Some((_, code)) = OVERRIDES.iter().find(|(name, _)| *name == c) {
-            return *code;
-        }
-        if is_rate_limit_code(c) {
-            return Code::ResourceExhausted;
-        }
-    }
-    match status {
-        400 => Code::InvalidArgument,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::NotFound,
-        409 if error_code
-            .is_some_and(|c| c.starts_with("DUPLICATE_") || c.ends_with("_ALREADY_EXISTS")) =>
-        {
-            Code::AlreadyExists
-        }
-        409 => Code::Aborted,
-        402 | 410 | 412 => Code::FailedPrecondition,
-        429 => Code::ResourceExhausted,
-        500 => Code::Internal,
-        501 => Code::Unimplemented,
-        502 | 503 => Code::Unavailable,
-        504 => Code::DeadlineExceeded,
-        400..=499 => Code::FailedPrecondition,
-        _ => Code::Internal,
-    }
-}
-
-/// Atlas field names to proto paths: `accessListIps[1]` -> `access_list_ips[1]`.
-pub fn proto_field_path(atlas_field: &str) -> String {
-    let mut out = String::with_capacity(atlas_field.len() + 4);
-    let mut prev_lower = false;
-    for c in atlas_field.chars() {
-        if c.is_ascii_uppercase() {
-            if prev_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
 }
 
 #[cfg(test)]
