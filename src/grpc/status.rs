@@ -4,8 +4,8 @@
 //! `RetryInfo`, `QuotaFailure`, `Help` and `LocalizedMessage`.
 //!
 //! This file owns [`Failure`] and maps the failures the gateway raises itself; Atlas's
-//! failures are mapped in [`upstream`] (transport, token endpoint, the access-list step)
-//! and [`api_failure`] (Atlas's error answers: the code table and their details).
+//! failures are mapped in `upstream` (transport, token endpoint, the access-list step)
+//! and `api_failure` (Atlas's error answers: the code table and their details).
 //!
 //! Messages come from Atlas's `detail` or a gateway sentence: never a Debug dump, a raw
 //! body or a secret. See README.md "Errors" for the table this implements.

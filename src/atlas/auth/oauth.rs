@@ -5,144 +5,37 @@
 //! refreshed ahead of expiry by one background task while callers keep using the valid
 //! one; if that refresh fails (Atlas limits the token endpoint to about 10 requests per
 //! minute), it backs off and the still-valid token keeps serving. A failed fetch is
-//! remembered: until its cooldown passes (`Retry-After` or 60 s after a 429 or the token
-//! cap, a short jittered pause otherwise) callers without a valid token get the same
-//! error and no token request is sent. The hot path reads the held token (`held`: one
-//! uncontended read lock, no await) and an atomic. It never logs the secret or the token, and no panic can leave the refresh
-//! flag set (a drop guard clears it).
+//! remembered (`cooldown`): until its cooldown passes callers without a valid token get
+//! the same error and no token request is sent. The hot path reads the held token
+//! (`held`: one uncontended read lock, no await) and an atomic. It never logs the secret
+//! or the token, and no panic can leave the refresh flag set (a drop guard clears it).
 //!
-//! With a shared store the token is the fleet's (`fleet`); without one, tokens this
-//! process minted are revoked when it stops (`revoke`).
+//! This file owns the source: the cache, the cold path, refresh ahead and 401 recovery.
+//! The token type is in `token`, the token request in `fetch`. With a shared store the
+//! token is the fleet's (`fleet`); without one, tokens this process minted are revoked
+//! when it stops (`revoke`).
+mod cooldown;
+mod fetch;
 mod fleet;
 mod held;
 mod revoke;
+mod token;
 
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use moka::{future::Cache, ops::compute::Op, Expiry};
-use reqwest::{
-    header::{HeaderValue, AUTHORIZATION},
-    RequestBuilder,
-};
 
+use self::cooldown::{Cooldown, TokenError};
+pub use self::token::AccessToken;
 use crate::{
-    atlas::{
-        response::{describe_transport_error, read_capped},
-        retry::parse_retry_after,
-    },
-    secret::Secret,
-    store::token::TokenSlot,
-    telemetry::metrics as m,
+    atlas::error::AtlasError, secret::Secret, store::token::TokenSlot, telemetry::metrics as m,
 };
-
-use super::{
-    super::error::AtlasError,
-    token_response::{parse_issued, parse_refusal, Issued, Refusal},
-};
-
-/// A cached access token.
-pub struct AccessToken {
-    /// The bearer token (redacted in Debug and logs).
-    pub value: Secret,
-    /// Atlas accepted this token at least once (answered anything but 401).
-    proven: AtomicBool,
-    expires_at: Instant,
-    refresh_at: Instant,
-    generation: u64,
-    /// The sealed value in the shared store, when the token is the fleet's: what a 401
-    /// compares before dropping it there.
-    shared: OnceLock<Vec<u8>>,
-    /// `Bearer <value>` as a sensitive header value, built once instead of per call
-    /// (`None`: the value cannot be a header; the request then fails as it would have).
-    bearer: Option<HeaderValue>,
-}
-
-/// Token-endpoint failures, shareable between coalesced waiters.
-#[derive(Clone, Debug)]
-enum TokenError {
-    Rejected {
-        status: u16,
-        detail: String,
-    },
-    /// The service account holds Atlas's maximum of active tokens.
-    LimitReached,
-    Unavailable {
-        detail: String,
-    },
-    RateLimited {
-        retry_after: Option<Duration>,
-    },
-}
-
-/// A token-endpoint failure remembered until `until`: no token request before then.
-struct Cooldown {
-    until: Instant,
-    error: TokenError,
-}
-
-impl AccessToken {
-    fn new(
-        value: String,
-        expires_at: Instant,
-        refresh_at: Instant,
-        generation: u64,
-        shared: OnceLock<Vec<u8>>,
-    ) -> Self {
-        let bearer = HeaderValue::try_from(format!("Bearer {value}"))
-            .ok()
-            .map(|mut h| {
-                h.set_sensitive(true);
-                h
-            });
-        AccessToken {
-            value: Secret::new(value),
-            proven: AtomicBool::new(false),
-            expires_at,
-            refresh_at,
-            generation,
-            shared,
-            bearer,
-        }
-    }
-
-    /// Adds the token to `http` as `Authorization: Bearer`.
-    pub fn authorize(&self, http: RequestBuilder) -> RequestBuilder {
-        match &self.bearer {
-            Some(h) => http.header(AUTHORIZATION, h.clone()),
-            None => http.bearer_auth(self.value.expose()),
-        }
-    }
-
-    /// Records that Atlas accepted the token (any answer but 401).
-    pub fn mark_accepted(&self) {
-        if !self.proven.load(Ordering::Relaxed) {
-            self.proven.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-impl From<&TokenError> for AtlasError {
-    fn from(e: &TokenError) -> Self {
-        match e.clone() {
-            TokenError::Rejected { status, detail } => {
-                AtlasError::CredentialsRejected { status, detail }
-            }
-            TokenError::LimitReached => AtlasError::TokenLimitReached {
-                retry_after: TOKEN_LIMIT_COOLDOWN,
-            },
-            TokenError::Unavailable { detail } => AtlasError::TokenEndpointUnavailable { detail },
-            TokenError::RateLimited { retry_after } => {
-                AtlasError::TokenEndpointRateLimited { retry_after }
-            }
-        }
-    }
-}
 
 /// Evicts a token a little before it expires (clock skew between us and Atlas).
 struct EvictBeforeExpiry;
@@ -202,18 +95,8 @@ const REFRESH_BACKOFF: Duration = Duration::from_secs(10);
 /// Least time between two refreshes forced by a 401 (Atlas allows ~10 token requests a
 /// minute; at most 6 of them go to 401 recovery).
 const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
-/// How long callers are answered from memory after a 429 without `Retry-After`: Atlas
-/// counts token requests per minute.
-const RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
-/// After the token cap (100 active tokens): asking again within a minute cannot help.
-const TOKEN_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
-/// After any other failure (5xx, unreachable, refused): a short pause, jittered up to
-/// twice as long so a fleet that failed together does not ask again together.
-const FAILURE_SPACING: Duration = Duration::from_secs(1);
 /// How soon a replica looks again for the token a peer is refreshing.
 const PEER_REFRESH_RECHECK: Duration = Duration::from_secs(1);
-const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 impl TokenSource {
     /// A token source for one profile; the first token is fetched on first use.
@@ -385,120 +268,6 @@ impl TokenSource {
             }
         });
     }
-
-    /// The remembered failure, while its cooldown lasts (a 429's remaining wait).
-    fn cooling_down(&self) -> Option<TokenError> {
-        let cooldown = self.cooldown.lock().expect("not poisoned");
-        let c = cooldown.as_ref()?;
-        let left = c.until.checked_duration_since(Instant::now())?;
-        Some(match &c.error {
-            TokenError::RateLimited { .. } => TokenError::RateLimited {
-                retry_after: Some(left),
-            },
-            other => other.clone(),
-        })
-    }
-
-    /// Remembers a failed fetch so the next callers do not ask again at once.
-    fn remember(&self, error: &TokenError) {
-        let wait =
-            pause_for(error).unwrap_or_else(|| FAILURE_SPACING.mul_f64(1.0 + fastrand::f64()));
-        *self.cooldown.lock().expect("not poisoned") = Some(Cooldown {
-            until: Instant::now() + wait,
-            error: error.clone(),
-        });
-    }
-
-    async fn fetch(&self) -> Result<Arc<AccessToken>, TokenError> {
-        let started = Instant::now();
-        let result = self.request_token().await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(TokenError::Rejected { .. }) => "rejected",
-            Err(TokenError::LimitReached) => "token_limit",
-            Err(TokenError::RateLimited { .. }) => "rate_limited",
-            Err(TokenError::Unavailable { .. }) => "unavailable",
-        };
-        m::token_fetch(&self.profile, outcome, started.elapsed());
-        tracing::debug!(profile = %self.profile, outcome, elapsed_ms = started.elapsed().as_millis() as u64, "token fetch");
-        match &result {
-            Ok(token) => self.remember_minted(token),
-            Err(e) => self.remember(e),
-        }
-        result
-    }
-
-    async fn request_token(&self) -> Result<Arc<AccessToken>, TokenError> {
-        let unavailable = |detail: String| TokenError::Unavailable { detail };
-        let resp = self
-            .client_post(&self.token_url, "grant_type=client_credentials".into())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(TOKEN_FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unavailable(describe_transport_error(&e)))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = read_capped(resp, MAX_TOKEN_BODY)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        match status {
-            200 => {
-                let issued = parse_issued(&body).map_err(|e| unavailable(e.into()))?;
-                self.new_token(issued).map(Arc::new)
-            }
-            400 | 401 | 403 => Err(match parse_refusal(status, &body) {
-                Refusal::TokenLimitReached => TokenError::LimitReached,
-                Refusal::Credentials { error } => TokenError::Rejected {
-                    status,
-                    detail: error,
-                },
-            }),
-            429 => Err(TokenError::RateLimited { retry_after }),
-            _ => Err(unavailable(format!(
-                "token endpoint answered HTTP {status}"
-            ))),
-        }
-    }
-
-    /// A form POST to the OAuth service (token, revoke) with HTTP Basic client auth.
-    fn client_post(&self, url: &str, body: String) -> reqwest::RequestBuilder {
-        self.http
-            .post(url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-    }
-
-    /// The cached form of a token; `lifetime` is already clamped, and the arithmetic is
-    /// checked anyway (an `Instant` near the end of its range must not panic).
-    fn new_token(&self, t: Issued) -> Result<AccessToken, TokenError> {
-        let lifetime = t.lifetime;
-        // Stop using a token a little early (skew); refresh ahead by half the remaining
-        // lifetime, at most 60 s (one hour tokens: refreshed a minute before).
-        let skew = (lifetime / 20).min(Duration::from_secs(5));
-        let margin = ((lifetime - skew) / 2).min(Duration::from_secs(60));
-        let now = Instant::now();
-        let at = |d: Duration| {
-            now.checked_add(d).ok_or_else(|| TokenError::Unavailable {
-                detail: "the token endpoint answered an unusable expires_in".into(),
-            })
-        };
-        Ok(AccessToken::new(
-            t.access_token,
-            at(lifetime - skew)?,
-            at(lifetime - skew - margin)?,
-            self.next_generation(),
-            OnceLock::new(),
-        ))
-    }
 }
 
 /// Clears a flag when dropped, so a task that panics or is cancelled cannot leave it set.
@@ -507,44 +276,5 @@ struct ClearOnDrop<'a>(&'a AtomicBool);
 impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
-    }
-}
-
-/// How long the token endpoint is left alone after `error`, when Atlas says so: a 429
-/// until its Retry-After (else a minute), the token cap for its own cool-down. The same
-/// rule for one process and for a fleet (`fleet.rs`).
-fn pause_for(error: &TokenError) -> Option<Duration> {
-    match error {
-        TokenError::RateLimited { retry_after } => Some(retry_after.unwrap_or(RATE_LIMIT_COOLDOWN)),
-        TokenError::LimitReached => Some(TOKEN_LIMIT_COOLDOWN),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(value: &str) -> AccessToken {
-        let now = Instant::now();
-        AccessToken::new(value.into(), now, now, 1, OnceLock::new())
-    }
-
-    #[test]
-    fn the_bearer_header_carries_the_token_and_is_marked_sensitive() {
-        let http = reqwest::Client::new();
-        let sent = token("eyJhbGciOi.abc-_")
-            .authorize(http.get("http://127.0.0.1:9/"))
-            .build()
-            .unwrap();
-        let header = sent.headers().get(AUTHORIZATION).unwrap();
-        assert_eq!(header, "Bearer eyJhbGciOi.abc-_");
-        assert!(
-            header.is_sensitive(),
-            "kept out of Debug output, as bearer_auth does"
-        );
-        // A value that cannot be a header fails the request, as `bearer_auth` made it.
-        let bad = token("a\nb").authorize(http.get("http://127.0.0.1:9/"));
-        assert!(bad.build().is_err());
     }
 }

@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{pause_for, AccessToken, TokenError, TokenSource};
+use super::{
+    cooldown::{pause_for, TokenError},
+    AccessToken, TokenSource,
+};
 use crate::store::{
     jitter,
     token::{Lock, StoredToken, TokenSlot},
