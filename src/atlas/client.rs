@@ -429,7 +429,7 @@ fn body_failure(e: BodyError, status: u16, info: HeaderFacts) -> AtlasError {
         BodyError::TooLarge(_) if (200..300).contains(&status) => AtlasError::BadResponse {
             status,
             what: e.to_string(),
-            atlas_request_id: info.request_id,
+            atlas_request_id: info.request_id.text(),
         },
         BodyError::TooLarge(_) => {
             AtlasError::Api(Box::new(info.failure(status, None, Some(e.to_string()))))

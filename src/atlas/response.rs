@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use super::{
     error::{excerpt, ApiFailure, AtlasError},
@@ -21,8 +21,33 @@ pub struct Answer {
     pub status: u16,
     /// The body, within the size cap.
     pub body: Bytes,
-    /// Atlas's own request id, when it sent one.
-    pub atlas_request_id: Option<String>,
+    /// Atlas's own request id, when it sent one (see [`AtlasRequestId`]).
+    pub(super) atlas_request_id: AtlasRequestId,
+}
+
+/// Atlas's request id header as it came: made into text (an excerpt) only when an error
+/// carries it, not on every answer.
+pub(super) struct AtlasRequestId(Option<HeaderValue>);
+
+impl AtlasRequestId {
+    /// The first of the request id headers with something printable in it.
+    fn read(h: &HeaderMap) -> Self {
+        let printable = |v: &&HeaderValue| {
+            v.to_str()
+                .is_ok_and(|s| s.bytes().any(|b| b.is_ascii_graphic()))
+        };
+        Self(
+            ATLAS_REQUEST_ID_HEADERS
+                .iter()
+                .find_map(|n| h.get(*n).filter(printable))
+                .cloned(),
+        )
+    }
+
+    /// The id, safe to show.
+    pub fn text(&self) -> Option<String> {
+        self.0.as_ref().map(|v| excerpt(v.as_bytes()))
+    }
 }
 
 /// Why a response body could not be read.
@@ -77,7 +102,7 @@ pub fn describe_transport_error(e: &reqwest::Error) -> String {
 /// The response headers the gateway uses.
 pub(super) struct HeaderFacts {
     pub retry_after: Option<Duration>,
-    pub request_id: Option<String>,
+    pub request_id: AtlasRequestId,
     pub error_code: Option<String>,
     pub digest_challenge: Option<String>,
 }
@@ -95,7 +120,7 @@ impl HeaderFacts {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now())),
-            request_id: ATLAS_REQUEST_ID_HEADERS.iter().find_map(|n| text(n)),
+            request_id: AtlasRequestId::read(h),
             error_code: text("x-error-code"),
             digest_challenge: h
                 .get_all(header::WWW_AUTHENTICATE)
@@ -118,7 +143,7 @@ impl HeaderFacts {
             unreadable_body,
             error_code_header: self.error_code,
             retry_after: self.retry_after,
-            atlas_request_id: self.request_id,
+            atlas_request_id: self.request_id.text(),
         }
     }
 }
@@ -167,7 +192,7 @@ pub(super) fn parse_success<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&answer.body).map_err(|_| AtlasError::BadResponse {
         status: answer.status,
         what: format!("expected {expected}, got {}", body_kind(&answer.body)),
-        atlas_request_id: answer.atlas_request_id.clone(),
+        atlas_request_id: answer.atlas_request_id.text(),
     })
 }
 
@@ -178,5 +203,34 @@ fn body_kind(body: &[u8]) -> &'static str {
         "JSON of another shape"
     } else {
         "a body that is not JSON"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atlas_request_id_is_the_first_printable_header_as_an_excerpt() {
+        let id = |headers: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in headers {
+                h.append(*name, HeaderValue::from_str(value).unwrap());
+            }
+            AtlasRequestId::read(&h).text()
+        };
+        assert_eq!(id(&[]), None);
+        assert_eq!(id(&[("x-request-id", "abc-1")]).as_deref(), Some("abc-1"));
+        assert_eq!(
+            id(&[("x-request-id", "  "), ("x-correlation-id", "c-2")]).as_deref(),
+            Some("c-2"),
+            "a blank id is skipped"
+        );
+        assert_eq!(
+            id(&[("x-correlation-id", " a  b ")]).as_deref(),
+            Some("a b")
+        );
+        let long = "x".repeat(200);
+        assert_eq!(id(&[("x-request-id", &long)]).unwrap().len(), 123);
     }
 }

@@ -2,9 +2,12 @@
 //! template filled in, each id percent-encoded as one path segment. The URLs of calls
 //! without a query string and with plain ids (letters, digits, `-`, `_`) are remembered
 //! (up to [`REMEMBERED`], then forgotten all at once), so a call for the same operation
-//! and ids clones a finished URL instead of building one: building costs several passes
-//! of the URL parser per call.
-use std::{collections::HashMap, sync::Mutex};
+//! and ids shares a finished URL instead of building one: building costs several passes
+//! of the URL parser per call. The look-up key is put together on the stack.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use reqwest::Url;
 
@@ -18,7 +21,7 @@ pub const REMEMBERED: usize = 256;
 pub struct Urls {
     base: Url,
     /// Finished URLs by path (`/api/atlas/v2/orgs/{id}/...`).
-    built: Mutex<HashMap<String, Url>>,
+    built: Mutex<HashMap<String, Arc<Url>>>,
 }
 
 impl Urls {
@@ -36,27 +39,30 @@ impl Urls {
     }
 
     /// The URL of `req`.
-    pub fn get(&self, req: &AtlasRequest<'_>) -> Url {
+    pub fn get(&self, req: &AtlasRequest<'_>) -> Arc<Url> {
         // Only ids that cannot hold a separator are remembered, so that the path names
         // the URL unambiguously (ids are validated upstream of here; this does not rely on
         // it).
         if req.query.is_some() || !plain(req.org_id) || !plain(req.api_key_id) {
-            return self.build(req);
+            return Arc::new(self.build(req));
         }
-        let mut path = String::with_capacity(96);
+        let mut key = PathKey::default();
         for segment in segments(req) {
-            path.push('/');
-            path.push_str(segment);
+            key.push("/");
+            key.push(segment);
         }
+        let Some(path) = key.as_str() else {
+            return Arc::new(self.build(req)); // ids too long to be Atlas ids
+        };
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(url) = built.get(&path) {
-            return url.clone();
+        if let Some(url) = built.get(path) {
+            return Arc::clone(url);
         }
-        let url = self.build(req);
+        let url = Arc::new(self.build(req));
         if built.len() >= REMEMBERED {
             built.clear();
         }
-        built.insert(path, url.clone());
+        built.insert(path.to_string(), Arc::clone(&url));
         url
     }
 
@@ -74,6 +80,39 @@ impl Urls {
     #[cfg(test)]
     fn remembered(&self) -> usize {
         self.built.lock().unwrap().len()
+    }
+}
+
+/// A path of at most [`PathKey::CAPACITY`] bytes, put together without allocating.
+struct PathKey {
+    bytes: [u8; PathKey::CAPACITY],
+    /// Bytes used; past `CAPACITY` when the path did not fit.
+    len: usize,
+}
+
+impl PathKey {
+    const CAPACITY: usize = 192;
+
+    fn push(&mut self, s: &str) {
+        let end = self.len + s.len();
+        if let Some(room) = self.bytes.get_mut(self.len..end) {
+            room.copy_from_slice(s.as_bytes());
+        }
+        self.len = end;
+    }
+
+    /// The path, unless it did not fit.
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..self.len)?).ok()
+    }
+}
+
+impl Default for PathKey {
+    fn default() -> Self {
+        PathKey {
+            bytes: [0; PathKey::CAPACITY],
+            len: 0,
+        }
     }
 }
 
@@ -186,6 +225,14 @@ mod tests {
         let odd = urls.get(&req(Operation::DeleteApiKey, "aa", "k/accessList", None));
         assert_eq!(list.path(), "/api/atlas/v2/orgs/aa/apiKeys/k/accessList");
         assert_eq!(odd.path(), "/api/atlas/v2/orgs/aa/apiKeys/k%2FaccessList");
+        assert_eq!(urls.remembered(), 4);
+        // A path too long for the stack key is built, not remembered.
+        let long = "a".repeat(300);
+        let url = urls.get(&req(Operation::CreateLinkToken, &long, "", None));
+        assert_eq!(
+            url.path(),
+            format!("/api/atlas/v2/orgs/{long}/liveMigrations/linkTokens")
+        );
         assert_eq!(urls.remembered(), 4);
         for i in 0..REMEMBERED + 10 {
             let org = format!("{i:024x}");

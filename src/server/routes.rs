@@ -4,9 +4,12 @@
 //! framework.
 //!
 //! It reads nothing but the path: authentication, limits and deadlines belong to the
-//! services and to the server around them.
+//! services and to the server around them. The server clones the router for every
+//! request, so the table sits behind an `Arc`: a clone is one reference count, not a
+//! boxed copy of every service.
 use std::{
     convert::Infallible,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -27,6 +30,11 @@ type Grpc = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infal
 /// The services of one server, each under its full name (`atlas.gateway.v1.AtlasGateway`).
 #[derive(Clone)]
 pub struct Routes {
+    table: Arc<Table>,
+}
+
+#[derive(Clone)]
+struct Table {
     services: Vec<(&'static str, Grpc)>,
     unimplemented: Grpc,
 }
@@ -39,9 +47,12 @@ impl Routes {
             let (parts, ()) = status.into_http::<()>().into_parts();
             std::future::ready(Ok(http::Response::from_parts(parts, Body::empty())))
         });
-        Self {
+        let table = Table {
             services: Vec::new(),
             unimplemented: Grpc::new(unimplemented),
+        };
+        Self {
+            table: Arc::new(table),
         }
     }
 
@@ -59,16 +70,19 @@ impl Routes {
         B::Error: Into<StdError>,
     {
         let service = service.map_response(|response| response.map(Body::new));
-        self.services.push((S::NAME, Grpc::new(service)));
+        let table = Arc::make_mut(&mut self.table);
+        table.services.push((S::NAME, Grpc::new(service)));
         self
     }
 
     fn route(&self, path: &str) -> &Grpc {
         let name = service_name(path);
-        self.services
+        let table = &*self.table;
+        table
+            .services
             .iter()
             .find(|(service, _)| Some(*service) == name)
-            .map_or(&self.unimplemented, |(_, grpc)| grpc)
+            .map_or(&table.unimplemented, |(_, grpc)| grpc)
     }
 }
 

@@ -10,6 +10,7 @@
 //! turned off, clocks outside years 1970–9999) goes to the defaults. The tests compare the
 //! two byte for byte. It formats only.
 use std::{
+    cell::RefCell,
     fmt::{self, Write as _},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -19,7 +20,7 @@ use tracing::{
     Event, Level, Subscriber,
 };
 use tracing_subscriber::{
-    field::{MakeVisitor, VisitFmt, VisitOutput},
+    field::{RecordFields, VisitOutput},
     fmt::{
         format::{self, DefaultVisitor, Format, FormatEvent, FormatFields, Full, Writer},
         time::{FormatTime, SystemTime as DefaultTime},
@@ -105,6 +106,42 @@ where
 #[derive(Debug, Default)]
 pub struct FastFields;
 
+thread_local! {
+    /// Where a span's fields are formatted before they are copied into the span.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The scratch buffer is let go of when a line made it larger than this.
+const SCRATCH_KEPT: usize = 4096;
+
+impl<'w> FormatFields<'w> for FastFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        // A span's fields are written into a new `String`, which would grow (and move) a
+        // few times on the way. Formatted in a reused buffer first, they are one
+        // allocation of the right size. Only for the writer `Writer::new` makes (no
+        // ANSI, escapes sanitized), which is what spans get when ANSI is off; a nested
+        // use (a field's `Debug` that logs) writes directly.
+        let plain = !writer.has_ansi_escapes() && writer.sanitizes_ansi_escapes();
+        let direct = |writer, fields: R| FastVisitor::new(writer).visit(fields);
+        if !plain {
+            return direct(writer, fields);
+        }
+        SCRATCH.with(|scratch| {
+            let Ok(mut buf) = scratch.try_borrow_mut() else {
+                return direct(writer, fields);
+            };
+            buf.clear();
+            let result = FastVisitor::new(Writer::new(&mut *buf))
+                .visit(fields)
+                .and_then(|()| writer.write_str(&buf));
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = String::new();
+            }
+            result
+        })
+    }
+}
+
 /// The visitor of [`FastFields`].
 pub struct FastVisitor<'a> {
     writer: Writer<'a>,
@@ -114,10 +151,8 @@ pub struct FastVisitor<'a> {
     result: fmt::Result,
 }
 
-impl<'a> MakeVisitor<Writer<'a>> for FastFields {
-    type Visitor = FastVisitor<'a>;
-
-    fn make_visitor(&self, writer: Writer<'a>) -> FastVisitor<'a> {
+impl<'a> FastVisitor<'a> {
+    fn new(writer: Writer<'a>) -> Self {
         FastVisitor {
             plain: !writer.has_ansi_escapes(),
             writer,
@@ -125,9 +160,12 @@ impl<'a> MakeVisitor<Writer<'a>> for FastFields {
             result: Ok(()),
         }
     }
-}
 
-impl FastVisitor<'_> {
+    /// Writes `fields`.
+    fn visit(mut self, fields: impl RecordFields) -> fmt::Result {
+        fields.record(&mut self);
+        self.result
+    }
     /// Writes the separator and `name=` (none for the message, styled or not) when the
     /// field takes the fast path.
     fn start(&mut self, field: &Field) -> bool {
@@ -247,18 +285,6 @@ fn itoa(buf: &mut [u8; 20], mut n: u64, width: usize) -> &str {
         }
     }
     std::str::from_utf8(&buf[at..]).expect("ASCII digits")
-}
-
-impl VisitOutput<fmt::Result> for FastVisitor<'_> {
-    fn finish(self) -> fmt::Result {
-        self.result
-    }
-}
-
-impl VisitFmt for FastVisitor<'_> {
-    fn writer(&mut self) -> &mut dyn fmt::Write {
-        &mut self.writer
-    }
 }
 
 /// Writes to the line what it is given, with the characters tracing-subscriber's escape
