@@ -1,0 +1,349 @@
+//! Faster JSON log lines, byte for byte what tracing-subscriber's `json()` format prints as
+//! `telemetry::init_tracing` sets it up (event fields flattened, the current span and the
+//! span list). Its `JsonFields` keeps a span's fields as JSON text; every record parses
+//! that text into a map and serializes it again, and every line parses each span's text
+//! into a `serde_json::Value` twice (for `span` and for `spans`) to serialize it again:
+//! ~57,000 instructions per gateway call. [`FastJsonFields`] keeps the same text (an
+//! object, keys sorted and unique, which is how the parsed map prints it, so printing it
+//! again changes nothing) and [`FastJsonEvent`] copies it into the line as it is; a record
+//! merges the new fields in by name. Events from the `log` crate go to the default. The
+//! tests compare the two byte for byte. It formats only.
+use std::{cell::RefCell, collections::BTreeMap, fmt};
+
+use serde_json::value::RawValue;
+use tracing::{
+    field::{Field, Visit},
+    span::Record,
+    Event, Level, Subscriber,
+};
+use tracing_subscriber::{
+    field::RecordFields,
+    fmt::{
+        format::{self, Format, FormatEvent, FormatFields, Json, Writer},
+        time::FormatTime,
+        FmtContext, FormattedFields,
+    },
+    registry::{LookupSpan, SpanRef},
+};
+
+use super::log_format::FastTime;
+
+/// Span fields as `JsonFields` keeps them: `{"name":value,...}`, sorted by name.
+#[derive(Debug, Default)]
+pub struct FastJsonFields;
+
+impl<'w> FormatFields<'w> for FastJsonFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut entries = SpanEntries::default();
+        fields.record(&mut entries);
+        let mut out = Vec::with_capacity(entries.json.len() + 16 * entries.at.len() + 2);
+        write_object(&mut out, entries.sorted().into_iter());
+        writer.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &Record<'_>,
+    ) -> fmt::Result {
+        if current.fields.is_empty() {
+            return self.format_fields(current.as_writer(), fields);
+        }
+        // The text is this formatter's own: an object with sorted, unique names, whose
+        // values are kept as they are written (as `JsonFields` parses them, names
+        // without escapes; anything else fails as it fails there).
+        let merged = merge(&current.fields, fields)?;
+        current.fields = merged;
+        Ok(())
+    }
+}
+
+/// `current` (this formatter's text) with `fields` recorded into it, as a new text.
+fn merge(current: &str, fields: &Record<'_>) -> Result<String, fmt::Error> {
+    let old: BTreeMap<&str, &RawValue> = serde_json::from_str(current).map_err(|_| fmt::Error)?;
+    let mut entries = SpanEntries::default();
+    fields.record(&mut entries);
+    let new = entries.sorted();
+    let mut merged: Vec<(&str, &str)> = Vec::with_capacity(old.len() + new.len());
+    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+    loop {
+        let next = match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) if o.0 < n.0 => old.next().map(|(k, v)| (k, v.get())),
+            (Some(o), Some(n)) if o.0 == n.0 => {
+                old.next();
+                new.next()
+            }
+            (Some(_), None) => old.next().map(|(k, v)| (k, v.get())),
+            (_, Some(_)) => new.next(),
+            (None, None) => break,
+        };
+        merged.extend(next);
+    }
+    let mut out = Vec::with_capacity(current.len() + entries.json.len() + 16);
+    write_object(&mut out, merged.into_iter());
+    String::from_utf8(out).map_err(|_| fmt::Error)
+}
+
+/// `{"name":value,...}` from names and JSON values.
+fn write_object<'a>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push(b'{');
+    for (i, (name, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json(out, name);
+        out.push(b':');
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.push(b'}');
+}
+
+/// Appends `value` as JSON (serde_json's text: strings escaped, numbers shortest).
+fn json(out: &mut Vec<u8>, value: impl serde::Serialize) {
+    // Writing strings, numbers and booleans to a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &value);
+}
+
+/// A span's fields as `JsonVisitor` records them: `log.` fields skipped and `r#` taken off
+/// names of `Debug` values only, `f64`s that are not finite as `null`, bytes as an array.
+#[derive(Default)]
+struct SpanEntries {
+    /// Each field's name and where its value is in `json`, in the order recorded.
+    at: Vec<(&'static str, usize, usize)>,
+    json: Vec<u8>,
+}
+
+impl SpanEntries {
+    fn push(&mut self, name: &'static str, value: impl serde::Serialize) {
+        let start = self.json.len();
+        json(&mut self.json, value);
+        self.at.push((name, start, self.json.len()));
+    }
+
+    /// By name, the last value of a name winning, as a map keeps them.
+    fn sorted(&self) -> Vec<(&'static str, &str)> {
+        let mut at = self.at.clone();
+        at.sort_by_key(|e| e.0); // stable: a name's values stay in recorded order
+        let mut out: Vec<(&'static str, &str)> = Vec::with_capacity(at.len());
+        for (name, start, end) in at {
+            // Only serde_json's output is in `json`, cut at value boundaries: UTF-8.
+            let value = std::str::from_utf8(&self.json[start..end]).unwrap_or("null");
+            match out.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => out.push((name, value)),
+            }
+        }
+        out
+    }
+}
+
+impl Visit for SpanEntries {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field.name(), serde_json::Number::from_f64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field.name(), value);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field.name(), value);
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.push(field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.push(name, format_args!("{value:?}"));
+    }
+}
+
+/// The line as `json().flatten_event(true).with_current_span(true)` prints it, with the
+/// time from `T` ([`FastTime`]).
+#[derive(Debug)]
+pub struct FastJsonEvent<T = FastTime> {
+    timer: T,
+    default: Format<Json, T>,
+}
+
+impl Default for FastJsonEvent {
+    fn default() -> Self {
+        FastJsonEvent::with_timer(FastTime)
+    }
+}
+
+impl<T: FormatTime + Clone> FastJsonEvent<T> {
+    /// The line with the time from `timer`.
+    pub fn with_timer(timer: T) -> Self {
+        let default = format::format().json().flatten_event(true);
+        FastJsonEvent {
+            default: default.with_current_span(true).with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+thread_local! {
+    /// Where a line is put together before it is written.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The line buffer is let go of when a line made it larger than this.
+const LINE_KEPT: usize = 16 * 1024;
+
+impl<S, N, T> FormatEvent<S, N> for FastJsonEvent<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if event.metadata().fields().field("log.target").is_some() {
+            return self.default.format_event(ctx, w, event);
+        }
+        LINE.with(|line| {
+            let Ok(mut out) = line.try_borrow_mut() else {
+                return self.default.format_event(ctx, w.by_ref(), event);
+            };
+            out.clear();
+            let result = match self.line(&mut out, ctx, event) {
+                Some(()) => w.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?),
+                None => self.default.format_event(ctx, w.by_ref(), event),
+            };
+            if out.capacity() > LINE_KEPT {
+                *out = Vec::new();
+            }
+            result
+        })
+    }
+}
+
+impl<T: FormatTime> FastJsonEvent<T> {
+    /// Puts the line together in `out`; `None` when a span's fields are not this
+    /// module's text (the default prints the line).
+    fn line<S, N>(
+        &self,
+        out: &mut Vec<u8>,
+        ctx: &FmtContext<'_, S, N>,
+        event: &Event<'_>,
+    ) -> Option<()>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        let meta = event.metadata();
+        let mut time = String::with_capacity(32);
+        self.timer.format_time(&mut Writer::new(&mut time)).ok()?;
+        out.extend_from_slice(b"{\"timestamp\":");
+        json(out, &time);
+        out.extend_from_slice(match *meta.level() {
+            Level::TRACE => b",\"level\":\"TRACE\"",
+            Level::DEBUG => b",\"level\":\"DEBUG\"",
+            Level::INFO => b",\"level\":\"INFO\"",
+            Level::WARN => b",\"level\":\"WARN\"",
+            Level::ERROR => b",\"level\":\"ERROR\"",
+        });
+        event.record(&mut EventEntries(out));
+        out.extend_from_slice(b",\"target\":");
+        json(out, meta.target());
+        let current = (event.parent().and_then(|id| ctx.span(id))).or_else(|| ctx.lookup_current());
+        if let Some(span) = current {
+            out.extend_from_slice(b",\"span\":");
+            span_object::<S, N>(out, &span)?;
+            // The list is the contextual scope, even for an event with an explicit parent.
+            out.extend_from_slice(b",\"spans\":[");
+            if let Some(leaf) = ctx.lookup_current() {
+                for (i, span) in leaf.scope().from_root().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    span_object::<S, N>(out, &span)?;
+                }
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}\n");
+        Some(())
+    }
+}
+
+/// `{fields...,"name":"<span name>"}` from the span's kept text.
+fn span_object<'a, S, N>(out: &mut Vec<u8>, span: &SpanRef<'a, S>) -> Option<()>
+where
+    S: LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    let ext = span.extensions();
+    let fields = ext.get::<FormattedFields<N>>()?.fields.as_str();
+    let inner = fields.strip_prefix('{')?.strip_suffix('}')?;
+    out.push(b'{');
+    out.extend_from_slice(inner.as_bytes());
+    if !inner.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"name\":");
+    json(out, span.metadata().name());
+    out.push(b'}');
+    Some(())
+}
+
+/// An event's fields as `tracing_serde`'s map visitor writes them: in the order recorded,
+/// `Debug` values as strings, names as they are.
+struct EventEntries<'a>(&'a mut Vec<u8>);
+
+impl EventEntries<'_> {
+    fn push(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.0.push(b',');
+        json(self.0, field.name());
+        self.0.push(b':');
+        json(self.0, value);
+    }
+}
+
+impl Visit for EventEntries<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, value);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, format_args!("{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests;
