@@ -34,11 +34,12 @@ pub struct FastJsonFields;
 
 impl<'w> FormatFields<'w> for FastJsonFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut entries = SpanEntries::default();
-        fields.record(&mut entries);
-        let mut out = Vec::with_capacity(entries.json.len() + 16 * entries.at.len() + 2);
-        write_object(&mut out, entries.sorted().into_iter());
-        writer.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        with_scratch(|Scratch { entries, out }| {
+            fields.record(entries);
+            entries.sort();
+            write_object(out, entries.values());
+            writer.write_str(std::str::from_utf8(out).map_err(|_| fmt::Error)?)
+        })
     }
 
     fn add_fields(
@@ -49,9 +50,6 @@ impl<'w> FormatFields<'w> for FastJsonFields {
         if current.fields.is_empty() {
             return self.format_fields(current.as_writer(), fields);
         }
-        // The text is this formatter's own: an object with sorted, unique names, whose
-        // values are kept as they are written (as `JsonFields` parses them, names
-        // without escapes; anything else fails as it fails there).
         let merged = merge(&current.fields, fields)?;
         current.fields = merged;
         Ok(())
@@ -60,14 +58,15 @@ impl<'w> FormatFields<'w> for FastJsonFields {
 
 /// `current` (this formatter's text) with `fields` recorded into it, as a new text.
 fn merge(current: &str, fields: &Record<'_>) -> Result<String, fmt::Error> {
+    // The text is this formatter's own: an object with sorted, unique names, whose values
+    // are kept as they are written (as `JsonFields` parses it, names without escapes;
+    // anything else fails as it fails there).
     let old: BTreeMap<&str, &RawValue> = serde_json::from_str(current).map_err(|_| fmt::Error)?;
-    let mut entries = SpanEntries::default();
-    fields.record(&mut entries);
-    let new = entries.sorted();
-    let mut merged: Vec<(&str, &str)> = Vec::with_capacity(old.len() + new.len());
-    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
-    loop {
-        let next = match (old.peek(), new.peek()) {
+    with_scratch(|Scratch { entries, out }| {
+        fields.record(entries);
+        entries.sort();
+        let (mut old, mut new) = (old.into_iter().peekable(), entries.values().peekable());
+        let merged = std::iter::from_fn(|| match (old.peek(), new.peek()) {
             (Some(o), Some(n)) if o.0 < n.0 => old.next().map(|(k, v)| (k, v.get())),
             (Some(o), Some(n)) if o.0 == n.0 => {
                 old.next();
@@ -75,13 +74,42 @@ fn merge(current: &str, fields: &Record<'_>) -> Result<String, fmt::Error> {
             }
             (Some(_), None) => old.next().map(|(k, v)| (k, v.get())),
             (_, Some(_)) => new.next(),
-            (None, None) => break,
-        };
-        merged.extend(next);
-    }
-    let mut out = Vec::with_capacity(current.len() + entries.json.len() + 16);
-    write_object(&mut out, merged.into_iter());
-    String::from_utf8(out).map_err(|_| fmt::Error)
+            (None, None) => None,
+        });
+        write_object(out, merged);
+        std::str::from_utf8(out)
+            .map(str::to_string)
+            .map_err(|_| fmt::Error)
+    })
+}
+
+/// Reused buffers: a span's fields as recorded, and the object being written.
+#[derive(Default)]
+struct Scratch {
+    entries: SpanEntries,
+    out: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers, emptied (new ones when they are in use:
+/// a field's `Debug` that logs).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.entries.at.clear();
+            scratch.entries.json.clear();
+            scratch.out.clear();
+            let result = f(&mut scratch);
+            if scratch.entries.json.capacity() + scratch.out.capacity() > LINE_KEPT {
+                *scratch = Scratch::default();
+            }
+            result
+        }
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// `{"name":value,...}` from names and JSON values.
@@ -120,20 +148,25 @@ impl SpanEntries {
         self.at.push((name, start, self.json.len()));
     }
 
-    /// By name, the last value of a name winning, as a map keeps them.
-    fn sorted(&self) -> Vec<(&'static str, &str)> {
-        let mut at = self.at.clone();
-        at.sort_by_key(|e| e.0); // stable: a name's values stay in recorded order
-        let mut out: Vec<(&'static str, &str)> = Vec::with_capacity(at.len());
-        for (name, start, end) in at {
+    /// Sorts by name, the last value of a name winning, as a map keeps them.
+    fn sort(&mut self) {
+        self.at.sort_by_key(|e| e.0); // stable: a name's values stay in recorded order
+        self.at.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                (kept.1, kept.2) = (later.1, later.2);
+            }
+            same
+        });
+    }
+
+    /// The names and their values as JSON.
+    fn values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.at.iter().map(|&(name, start, end)| {
             // Only serde_json's output is in `json`, cut at value boundaries: UTF-8.
             let value = std::str::from_utf8(&self.json[start..end]).unwrap_or("null");
-            match out.last_mut() {
-                Some(last) if last.0 == name => last.1 = value,
-                _ => out.push((name, value)),
-            }
-        }
-        out
+            (name, value)
+        })
     }
 }
 
