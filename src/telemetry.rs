@@ -1,19 +1,20 @@
-//! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter; lines
-//! formatted by [`log_format`] (text) and [`log_json`] (JSON) and batched off the call path
-//! by [`log_writer`]) and
-//! Prometheus metrics on their own loopback port. The filter (`filter.rs`) is `EnvFilter`
-//! only when `RUST_LOG` names spans or fields; plain `level`/`target=level` lists (and the
-//! default, `info`) use the static `Targets`, same decisions without per-span locking.
+//! Telemetry: tracing (human text on a terminal, JSON when asked, `RUST_LOG` filter;
+//! lines formatted by [`log_format`] (text) and [`log_json`] (JSON) and batched off the
+//! call path by [`log_writer`]) and Prometheus metrics on their own loopback port. The
+//! filter (`filter.rs`) is `EnvFilter` only when `RUST_LOG` names spans or fields; plain
+//! `level`/`target=level` lists (and the default, `info`) use the static `Targets`, same
+//! decisions without per-span locking.
 //!
-//! Metric names and labels live here and only here (HELP text in `describe.rs`). Labels
-//! are method, gRPC code, operation, HTTP status, profile name, outcome and TLS refusal
-//! reason (the fixed set of `crate::tls::Reason`): never an org id, a request id,
-//! certificate data or anything secret.
+//! Metric names and labels live in [`metrics`] and only there (HELP text in
+//! `describe.rs`). Labels are method, gRPC code, operation, HTTP status, profile name,
+//! outcome and TLS refusal reason (the fixed set of `crate::tls::Reason`): never an org
+//! id, a request id, certificate data or anything secret.
 mod describe;
 mod filter;
 pub mod log_format;
 pub mod log_json;
 pub mod log_writer;
+pub mod metrics;
 mod metrics_http;
 
 use std::{io::IsTerminal, net::SocketAddr};
@@ -99,109 +100,6 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
     tokio::spawn(metrics_http::serve(listener, handle));
     describe::describe_metrics();
     Ok(bound)
-}
-
-/// Recording functions (no-ops until the exporter is installed).
-pub mod metrics {
-    use std::{
-        sync::{
-            atomic::{AtomicBool, Ordering},
-            Arc,
-        },
-        time::Duration,
-    };
-
-    /// Set once the exporter is installed. Until then every function returns at once:
-    /// even the no-op recorder would cost a metric key (labels, hashing) per call.
-    static ON: AtomicBool = AtomicBool::new(false);
-
-    pub(super) fn enable() {
-        ON.store(true, Ordering::Relaxed);
-    }
-
-    fn off() -> bool {
-        !ON.load(Ordering::Relaxed)
-    }
-
-    /// A call started.
-    pub fn call_started(method: &'static str) {
-        if off() {
-            return;
-        }
-        ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).increment(1.0);
-    }
-
-    /// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
-    pub fn call_finished(method: &'static str, code: &'static str, elapsed: Duration) {
-        if off() {
-            return;
-        }
-        ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method).decrement(1.0);
-        ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code)
-            .increment(1);
-        ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method)
-            .record(elapsed.as_secs_f64());
-    }
-
-    /// One Atlas HTTP attempt ended with `status`.
-    pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
-        if off() {
-            return;
-        }
-        ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status)
-            .record(elapsed.as_secs_f64());
-    }
-
-    /// An Atlas call is retried for `reason`.
-    pub fn upstream_retry(operation: &'static str, reason: &'static str) {
-        if off() {
-            return;
-        }
-        ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
-    }
-
-    /// A token request ended with `outcome`.
-    pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
-        if off() {
-            return;
-        }
-        ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
-        ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
-            .record(elapsed.as_secs_f64());
-    }
-
-    /// On every call with a cached token: the label shares `profile`, it is not copied.
-    pub fn token_cache_hit(profile: &Arc<str>) {
-        if off() {
-            return;
-        }
-        let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
-        ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label)
-            .increment(1);
-    }
-
-    /// A shared-store operation failed (Redis down, slow or refusing).
-    pub fn shared_store_error(operation: &'static str) {
-        ::metrics::counter!("atlas_gateway_shared_store_errors_total", "operation" => operation)
-            .increment(1);
-    }
-
-    /// A Digest challenge was answered.
-    pub fn digest_challenge(profile: &str) {
-        if off() {
-            return;
-        }
-        ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string()).increment(1);
-    }
-
-    /// The TLS listener refused (or lost) a handshake; `reason` is one of a fixed set.
-    pub fn tls_handshake_failure(reason: &'static str) {
-        if off() {
-            return;
-        }
-        ::metrics::counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason)
-            .increment(1);
-    }
 }
 
 #[cfg(test)]

@@ -417,6 +417,9 @@ async fn prometheus_metrics_on_their_own_port() {
     for expected in [
         r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok"} 2"#,
         r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument"} 1"#,
+        // One duration series per method, whatever the code.
+        r#"atlas_gateway_call_duration_seconds_count{method="DeleteLinkToken"} 2"#,
+        r#"atlas_gateway_call_duration_seconds_count{method="CreateLinkToken"} 2"#,
         r#"atlas_gateway_token_fetches_total{profile="default",outcome="ok"} 1"#,
         // Cache hits per upstream attempt: 2nd create, delete, its retry, list.
         r#"atlas_gateway_token_cache_hits_total{profile="default"} 4"#,

@@ -1,0 +1,163 @@
+//! Recording the gateway's metrics (no-ops until the exporter is installed). The handles
+//! of the per-call series are kept by label values, so a call records into them without
+//! looking the series up again.
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, OnceLock, PoisonError, RwLock,
+    },
+    time::Duration,
+};
+
+use ::metrics::{Counter, Gauge, Histogram};
+
+/// Set once the exporter is installed. Until then every function returns at once:
+/// even the no-op recorder would cost a metric key (labels, hashing) per call.
+static ON: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn enable() {
+    ON.store(true, Ordering::Relaxed);
+}
+
+fn off() -> bool {
+    !ON.load(Ordering::Relaxed)
+}
+
+/// The handles of the per-call metrics, by label values. `counter!` and friends look
+/// a metric up by name and labels (a key built and hashed, the registry searched) on
+/// every use; a handle kept here is that look-up done once per label set. The label
+/// sets are few and fixed (methods × codes, operations × statuses, profiles).
+struct Handles<K, H>(OnceLock<RwLock<HashMap<K, H>>>);
+
+impl<K: Hash + Eq, H: Clone> Handles<K, H> {
+    const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    fn get<Q>(&self, key: &Q, make: impl FnOnce() -> (K, H)) -> H
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.0.get_or_init(Default::default);
+        let known = map.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = known.get(key) {
+            return handle.clone();
+        }
+        drop(known);
+        let (key, handle) = make();
+        let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+        map.entry(key).or_insert(handle).clone()
+    }
+}
+
+/// `atlas_gateway_in_flight_calls` by method.
+static IN_FLIGHT: Handles<&'static str, Gauge> = Handles::new();
+/// `atlas_gateway_calls_total` by method and code, `..._call_duration_seconds` by
+/// method.
+static CALLS: Handles<(&'static str, &'static str), (Counter, Histogram)> = Handles::new();
+/// `atlas_gateway_upstream_duration_seconds` by operation and status.
+static UPSTREAM: Handles<(&'static str, &'static str), Histogram> = Handles::new();
+/// `atlas_gateway_token_cache_hits_total` by profile.
+static TOKEN_HITS: Handles<Arc<str>, Counter> = Handles::new();
+
+fn in_flight(method: &'static str) -> Gauge {
+    IN_FLIGHT.get(method, || {
+        let gauge = ::metrics::gauge!("atlas_gateway_in_flight_calls", "method" => method);
+        (method, gauge)
+    })
+}
+
+/// A call started.
+pub fn call_started(method: &'static str) {
+    if off() {
+        return;
+    }
+    in_flight(method).increment(1.0);
+}
+
+/// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
+pub fn call_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+    if off() {
+        return;
+    }
+    in_flight(method).decrement(1.0);
+    let (calls, duration) = CALLS.get(&(method, code), || {
+        let calls =
+            ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code);
+        let duration =
+            ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method);
+        ((method, code), (calls, duration))
+    });
+    calls.increment(1);
+    duration.record(elapsed.as_secs_f64());
+}
+
+/// One Atlas HTTP attempt ended with `status`.
+pub fn upstream_attempt(operation: &'static str, status: &'static str, elapsed: Duration) {
+    if off() {
+        return;
+    }
+    let duration = UPSTREAM.get(&(operation, status), || {
+        let duration = ::metrics::histogram!("atlas_gateway_upstream_duration_seconds", "operation" => operation, "status" => status);
+        ((operation, status), duration)
+    });
+    duration.record(elapsed.as_secs_f64());
+}
+
+/// An Atlas call is retried for `reason`.
+pub fn upstream_retry(operation: &'static str, reason: &'static str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_upstream_retries_total", "operation" => operation, "reason" => reason).increment(1);
+}
+
+/// A token request ended with `outcome`.
+pub fn token_fetch(profile: &str, outcome: &'static str, elapsed: Duration) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_token_fetches_total", "profile" => profile.to_string(), "outcome" => outcome).increment(1);
+    ::metrics::histogram!("atlas_gateway_token_fetch_duration_seconds", "profile" => profile.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// On every call with a cached token.
+pub fn token_cache_hit(profile: &Arc<str>) {
+    if off() {
+        return;
+    }
+    let hits = TOKEN_HITS.get(&**profile, || {
+        let label = ::metrics::SharedString::from_shared(Arc::clone(profile));
+        let hits = ::metrics::counter!("atlas_gateway_token_cache_hits_total", "profile" => label);
+        (Arc::clone(profile), hits)
+    });
+    hits.increment(1);
+}
+
+/// A shared-store operation failed (Redis down, slow or refusing).
+pub fn shared_store_error(operation: &'static str) {
+    ::metrics::counter!("atlas_gateway_shared_store_errors_total", "operation" => operation)
+        .increment(1);
+}
+
+/// A Digest challenge was answered.
+pub fn digest_challenge(profile: &str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_digest_challenges_total", "profile" => profile.to_string())
+        .increment(1);
+}
+
+/// The TLS listener refused (or lost) a handshake; `reason` is one of a fixed set.
+pub fn tls_handshake_failure(reason: &'static str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason)
+        .increment(1);
+}
