@@ -284,10 +284,22 @@ impl<T: FormatTime> FastJsonEvent<T> {
         N: for<'a> FormatFields<'a> + 'static,
     {
         let meta = event.metadata();
-        let mut time = String::with_capacity(32);
-        self.timer.format_time(&mut Writer::new(&mut time)).ok()?;
-        out.extend_from_slice(b"{\"timestamp\":");
-        json(out, &time);
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        let at = out.len();
+        self.timer
+            .format_time(&mut Writer::new(&mut Utf8(out)))
+            .ok()?;
+        if out[at..]
+            .iter()
+            .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        {
+            // Not a time as the timers print it: quoted as serde_json quotes it.
+            let time = String::from_utf8(out.split_off(at)).ok()?;
+            out.pop();
+            json(out, &time);
+        } else {
+            out.push(b'"');
+        }
         out.extend_from_slice(match *meta.level() {
             Level::TRACE => b",\"level\":\"TRACE\"",
             Level::DEBUG => b",\"level\":\"DEBUG\"",
@@ -316,6 +328,16 @@ impl<T: FormatTime> FastJsonEvent<T> {
         }
         out.extend_from_slice(b"}\n");
         Some(())
+    }
+}
+
+/// Text into a byte buffer.
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 

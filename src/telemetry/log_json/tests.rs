@@ -87,12 +87,29 @@ fn emit() {
     });
 }
 
+/// A clock whose reading needs quoting in JSON.
+#[derive(Clone)]
+struct Odd;
+
+impl FormatTime for Odd {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        w.write_str("now \"quoted\"\n\\ é")
+    }
+}
+
 fn render(fast: bool) -> String {
+    render_with(fast, Fixed, emit)
+}
+
+fn render_with<T>(fast: bool, timer: T, emit: fn()) -> String
+where
+    T: FormatTime + Clone + Send + Sync + 'static,
+{
     use tracing_subscriber::layer::SubscriberExt;
     let buf = Buf::default();
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(buf.clone())
-        .with_timer(Fixed);
+        .with_timer(timer.clone());
     let registry = tracing_subscriber::registry();
     let dispatch: tracing::Dispatch = match fast {
         true => registry
@@ -100,7 +117,7 @@ fn render(fast: bool) -> String {
                 layer
                     .with_ansi(false)
                     .fmt_fields(FastJsonFields)
-                    .event_format(FastJsonEvent::with_timer(Fixed)),
+                    .event_format(FastJsonEvent::with_timer(timer)),
             )
             .into(),
         false => registry
@@ -153,4 +170,15 @@ fn the_span_list_is_the_context_and_the_span_the_parent() {
     assert_eq!(names(explicit), ["rpc"]);
     assert_eq!(find("no parent, in a context")["span"]["name"], "rpc");
     assert!(find("no span").get("span").is_none());
+}
+
+#[test]
+fn a_time_that_needs_quoting_is_quoted_as_the_default_quotes_it() {
+    let emit = || tracing::info!(n = 1, "tick");
+    let fast = render_with(true, Odd, emit);
+    assert_eq!(fast, render_with(false, Odd, emit));
+    assert!(
+        fast.starts_with(r#"{"timestamp":"now \"quoted\"\n\\ é","#),
+        "{fast}"
+    );
 }
