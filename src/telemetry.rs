@@ -16,6 +16,8 @@ pub mod log_json;
 pub mod log_writer;
 pub mod metrics;
 mod metrics_http;
+#[cfg(test)]
+mod render;
 
 use std::{io::IsTerminal, net::SocketAddr};
 

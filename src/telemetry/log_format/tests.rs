@@ -1,50 +1,14 @@
 //! The fast formatters print exactly what tracing-subscriber's defaults print.
-use std::{
-    io,
-    sync::{Arc, Mutex},
-    time::{Duration, UNIX_EPOCH},
-};
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::Empty;
 use tracing_subscriber::fmt::{
     format::Writer,
     time::{FormatTime, SystemTime as DefaultTime},
-    MakeWriter,
 };
 
 use super::{write_f64, FastEvent, FastFields, FastTime};
-
-/// A clock that always reads the same, so two formatters' lines can be compared.
-#[derive(Clone)]
-struct Fixed;
-
-impl FormatTime for Fixed {
-    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        w.write_str("2026-11-25T16:00:00.123456Z")
-    }
-}
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl MakeWriter<'_> for Buf {
-    type Writer = Buf;
-
-    fn make_writer(&self) -> Buf {
-        self.clone()
-    }
-}
+use crate::telemetry::render::{Buf, Fixed};
 
 /// Every kind of field the gateway logs, and the awkward ones.
 fn emit() {
@@ -105,8 +69,7 @@ fn render(fast: bool, ansi: bool, sanitize: bool, emit: fn()) -> String {
         false => registry.with(layer).into(),
     };
     tracing::dispatcher::with_default(&dispatch, emit);
-    let bytes = buf.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    buf.text()
 }
 
 #[test]

@@ -1,45 +1,9 @@
 //! The fast JSON formatters print exactly what tracing-subscriber's `json()` prints.
-use std::{
-    io,
-    sync::{Arc, Mutex},
-};
-
 use tracing::field::Empty;
-use tracing_subscriber::fmt::{format::Writer, time::FormatTime, MakeWriter};
+use tracing_subscriber::fmt::{format::Writer, time::FormatTime};
 
 use super::{FastJsonEvent, FastJsonFields};
-
-/// A clock that always reads the same, so two formatters' lines can be compared.
-#[derive(Clone)]
-struct Fixed;
-
-impl FormatTime for Fixed {
-    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        w.write_str("2026-11-25T16:00:00.123456Z")
-    }
-}
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl MakeWriter<'_> for Buf {
-    type Writer = Buf;
-
-    fn make_writer(&self) -> Buf {
-        self.clone()
-    }
-}
+use crate::telemetry::render::{Buf, Fixed};
 
 /// The gateway's call span and line, and every awkward kind of field and scope.
 fn emit() {
@@ -125,8 +89,7 @@ where
             .into(),
     };
     tracing::dispatcher::with_default(&dispatch, emit);
-    let bytes = buf.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    buf.text()
 }
 
 #[test]
