@@ -18,6 +18,7 @@ pub mod metrics;
 mod metrics_http;
 #[cfg(test)]
 mod render;
+mod reused;
 
 use std::{io::IsTerminal, net::SocketAddr};
 

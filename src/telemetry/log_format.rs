@@ -29,6 +29,8 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
+use super::reused;
+
 /// The text line as the `Full` format prints it (target on, thread names and ids, file
 /// and line off), with the time from `T` ([`FastTime`]).
 #[derive(Debug)]
@@ -111,33 +113,22 @@ thread_local! {
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// The scratch buffer is let go of when a line made it larger than this.
-const SCRATCH_KEPT: usize = 4096;
-
 impl<'w> FormatFields<'w> for FastFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
         // A span's fields are written into a new `String`, which would grow (and move) a
         // few times on the way. Formatted in a reused buffer first, they are one
         // allocation of the right size. Only for the writer `Writer::new` makes (no
-        // ANSI, escapes sanitized), which is what spans get when ANSI is off; a nested
-        // use (a field's `Debug` that logs) writes directly.
+        // ANSI, escapes sanitized), which is what spans get when ANSI is off; without
+        // the buffer (see `reused`) the fields are written directly.
         let plain = !writer.has_ansi_escapes() && writer.sanitizes_ansi_escapes();
-        let direct = |writer, fields: R| FastVisitor::new(writer).visit(fields);
         if !plain {
-            return direct(writer, fields);
+            return FastVisitor::new(writer).visit(fields);
         }
-        SCRATCH.with(|scratch| {
-            let Ok(mut buf) = scratch.try_borrow_mut() else {
-                return direct(writer, fields);
-            };
-            buf.clear();
-            let result = FastVisitor::new(Writer::new(&mut *buf))
+        reused::with(&SCRATCH, |buf| match buf {
+            Some(buf) => FastVisitor::new(Writer::new(&mut *buf))
                 .visit(fields)
-                .and_then(|()| writer.write_str(&buf));
-            if buf.capacity() > SCRATCH_KEPT {
-                *buf = String::new();
-            }
-            result
+                .and_then(|()| writer.write_str(buf)),
+            None => FastVisitor::new(writer).visit(fields),
         })
     }
 }

@@ -23,6 +23,8 @@ use tracing_subscriber::{
     },
 };
 
+use super::reused;
+
 /// Span fields as `JsonFields` keeps them: `{"name":value,...}`, sorted by name.
 #[derive(Debug, Default)]
 pub struct FastJsonFields;
@@ -89,21 +91,23 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Runs `f` with this thread's scratch buffers, emptied (new ones when they are in use:
-/// a field's `Debug` that logs).
+impl reused::Buffer for Scratch {
+    fn clear(&mut self) {
+        self.entries.at.clear();
+        self.entries.json.clear();
+        self.out.clear();
+    }
+
+    fn capacity(&self) -> usize {
+        self.entries.json.capacity() + self.out.capacity()
+    }
+}
+
+/// Runs `f` with this thread's scratch buffers, emptied (new ones when they are in use).
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => {
-            scratch.entries.at.clear();
-            scratch.entries.json.clear();
-            scratch.out.clear();
-            let result = f(&mut scratch);
-            if scratch.entries.json.capacity() + scratch.out.capacity() > LINE_KEPT {
-                *scratch = Scratch::default();
-            }
-            result
-        }
-        Err(_) => f(&mut Scratch::default()),
+    reused::with(&SCRATCH, |scratch| match scratch {
+        Some(scratch) => f(scratch),
+        None => f(&mut Scratch::default()),
     })
 }
 
@@ -199,9 +203,6 @@ impl Visit for SpanEntries {
         self.push(name, format_args!("{value:?}"));
     }
 }
-
-/// A reused buffer (a line's, a span's fields') is let go of when it grew past this.
-const LINE_KEPT: usize = 16 * 1024;
 
 mod event;
 pub use event::FastJsonEvent;

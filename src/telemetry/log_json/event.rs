@@ -16,8 +16,9 @@ use tracing_subscriber::{
     registry::{LookupSpan, SpanRef},
 };
 
-use super::{json, LINE_KEPT};
+use super::json;
 use crate::telemetry::log_format::FastTime;
+use crate::telemetry::reused;
 
 /// The line as `json().flatten_event(true).with_current_span(true)` prints it, with the
 /// time from `T` ([`FastTime`]).
@@ -64,19 +65,14 @@ where
         if event.metadata().fields().field("log.target").is_some() {
             return self.default.format_event(ctx, w, event);
         }
-        LINE.with(|line| {
-            let Ok(mut out) = line.try_borrow_mut() else {
+        reused::with(&LINE, |out| {
+            let Some(out) = out else {
                 return self.default.format_event(ctx, w.by_ref(), event);
             };
-            out.clear();
-            let result = match self.line(&mut out, ctx, event) {
-                Some(()) => w.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?),
+            match self.line(out, ctx, event) {
+                Some(()) => w.write_str(std::str::from_utf8(out).map_err(|_| fmt::Error)?),
                 None => self.default.format_event(ctx, w.by_ref(), event),
-            };
-            if out.capacity() > LINE_KEPT {
-                *out = Vec::new();
             }
-            result
         })
     }
 }

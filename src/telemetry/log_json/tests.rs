@@ -5,6 +5,16 @@ use tracing_subscriber::fmt::{format::Writer, time::FormatTime};
 use super::{FastJsonEvent, FastJsonFields};
 use crate::telemetry::render::{Buf, Fixed};
 
+/// A value that logs while it is formatted.
+struct Noisy;
+
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::info!(inner = "x", "logged while formatting");
+        f.write_str("noisy")
+    }
+}
+
 /// The gateway's call span and line, and every awkward kind of field and scope.
 fn emit() {
     let span = tracing::info_span!("rpc", method = "CreateLinkToken", org_id = %"5f1a0c2b3d4e", quoted = "say \"hi\"\n\\\t\u{1}",
@@ -33,6 +43,11 @@ fn emit() {
     let unsorted = tracing::info_span!("unsorted", b = 1, a = "x", dup = 1, dup = 2, c = Empty);
     tracing::info!(parent: &unsorted, "fields as created: sorted, the last of a name kept");
     tracing::info!(alone = 1, "no span");
+    // A value whose `Debug` logs while the span and the line are formatted: tracing drops
+    // an event raised inside its own dispatch (the default's output shows the same), and
+    // the outer line is unharmed.
+    let noisy = tracing::info_span!("noisy", value = ?Noisy);
+    tracing::info!(parent: &noisy, value = ?Noisy, "outer");
     tracing::trace!(target: "elsewhere", x = 1e-5, y = -0.0, z = f64::NAN, w = f64::NEG_INFINITY, "levels");
     tracing::debug!(
         i = i128::MIN,
@@ -99,7 +114,12 @@ fn json_lines_are_printed_byte_for_byte_as_the_default_prints_them() {
         assert_eq!(f, d, "line {i}");
     }
     assert_eq!(fast, default);
-    assert_eq!(fast.lines().count(), 13, "{fast}");
+    assert_eq!(fast.lines().count(), 14, "{fast}");
+    assert!(!fast.contains("logged while formatting"), "{fast}");
+    assert!(
+        fast.contains(r#""message":"outer","value":"noisy""#),
+        "{fast}"
+    );
     let first = fast.lines().next().unwrap();
     assert!(
         first.starts_with(r#"{"timestamp":"2026-11-25T16:00:00.123456Z","level":"INFO","message":"call finished","latency_ms":0.037,"#),
