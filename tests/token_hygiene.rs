@@ -113,7 +113,10 @@ async fn a_refresh_finishing_after_the_revoke_leaves_no_live_token() {
     let mut c = gw.client();
     c.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
     // The refresh ahead (about 2 s in) waits 5 s at the token endpoint.
-    emu.inject(Fault::once(Route::Token, FaultAction::Latency { millis: 5_000 }));
+    emu.inject(Fault::once(
+        Route::Token,
+        FaultAction::Latency { millis: 5_000 },
+    ));
     eventually("a refresh ahead is on its way", || {
         let mut c = c.clone();
         let emu = &emu;

@@ -180,9 +180,18 @@ async fn a_stream_flood_on_one_connection_keeps_memory_bounded_and_others_served
     }
     let served = tokio::time::timeout(Duration::from_secs(2), health_ok(gw.addr)).await;
     let (rss, peak) = gw.rss_mib();
-    eprintln!("flood: {taken} streams taken of {FLOOD_STREAMS}; gateway RSS {rss} MiB (peak {peak} MiB)");
-    assert_eq!(served.ok(), Some(true), "another caller is served within 2 s");
-    assert!(rss < 150, "RSS {rss} MiB under a {FLOOD_STREAMS}-stream flood");
+    eprintln!(
+        "flood: {taken} streams taken of {FLOOD_STREAMS}; gateway RSS {rss} MiB (peak {peak} MiB)"
+    );
+    assert_eq!(
+        served.ok(),
+        Some(true),
+        "another caller is served within 2 s"
+    );
+    assert!(
+        rss < 150,
+        "RSS {rss} MiB under a {FLOOD_STREAMS}-stream flood"
+    );
     for s in streams {
         s.abort();
     }
@@ -194,7 +203,9 @@ async fn a_request_body_that_never_ends_is_deadline_exceeded() {
     let conn = h2_connection(gw.addr).await;
     let (response, mut stream) = open_stream(&conn, HEALTH_CHECK).await;
     stream.send_data(grpc_prefix(100), false).unwrap();
-    stream.send_data(Bytes::from_static(b"half"), false).unwrap();
+    stream
+        .send_data(Bytes::from_static(b"half"), false)
+        .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(60), grpc_status(response))
         .await
         .expect("the gateway answers a body that never ends");

@@ -44,7 +44,6 @@ pub fn log_file() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-
 /// The address in `field` of the first log line that has one: JSON (`"field":"..."`)
 /// or text (`field=...`).
 pub fn logged_addr(log: &Path, field: &str) -> Option<SocketAddr> {
