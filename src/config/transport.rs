@@ -186,3 +186,60 @@ fn time(what: &str, value: Option<&String>, default: Duration) -> Result<Duratio
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::{Config, MapEnv, ServeArgs};
+
+    fn load(transport: TransportArgs, toml: &str) -> Result<TransportLimits, ConfigError> {
+        let args = ServeArgs {
+            transport,
+            ..ServeArgs::default()
+        };
+        let env = MapEnv(HashMap::from([
+            ("MONGODB_ATLAS_CLIENT_ID".into(), "mdb_sa_id_x".into()),
+            ("MONGODB_ATLAS_CLIENT_SECRET".into(), "s3cret".into()),
+        ]));
+        Config::from_parts(&args, Some(toml), "test.toml", &env).map(|c| c.transport)
+    }
+
+    #[test]
+    fn the_contract_defaults_then_file_then_flag() {
+        let d = load(TransportArgs::default(), "").unwrap();
+        assert_eq!(
+            (
+                d.max_connections,
+                d.max_concurrent_streams,
+                d.max_request_bytes
+            ),
+            (1024, 256, 1 << 20)
+        );
+        assert_eq!(d.max_header_list_bytes, 16 * 1024);
+        assert_eq!(d.preface_timeout, Duration::from_secs(10));
+        let file = "max_connections = 8\npreface_timeout = \"1s\"";
+        let l = load(TransportArgs::default(), file).unwrap();
+        assert_eq!(
+            (l.max_connections, l.preface_timeout),
+            (8, Duration::from_secs(1))
+        );
+        let flags = TransportArgs {
+            max_connections: Some(9),
+            ..TransportArgs::default()
+        };
+        assert_eq!(load(flags, file).unwrap().max_connections, 9);
+    }
+
+    #[test]
+    fn zero_is_refused_naming_the_setting() {
+        for toml in ["max_concurrent_streams = 0", "preface_timeout = \"0s\""] {
+            let e = load(TransportArgs::default(), toml)
+                .unwrap_err()
+                .to_string();
+            let name = toml.split(' ').next().unwrap();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+}
