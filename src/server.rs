@@ -87,11 +87,9 @@ pub async fn serve(
     // `max_call_duration`); every wait on its way is bounded by it (permit, token, send,
     // body, retry pauses, a duplicate `request_id` waiting for the first) or by the
     // store's 500 ms operation timeout, and a half-made key's rollback runs in its own
-    // task. tonic still applies a caller's `grpc-timeout` itself. Health `Watch` and
-    // reflection are streams, which the backstop never bounded (it stops at the response
-    // headers). What only it bounded: a caller that never finishes sending its request
-    // message and set no deadline; such a stream lives as long as its connection, as an
-    // idle connection always could (HTTP/2 keepalive closes it when the peer is gone).
+    // task. tonic still applies a caller's `grpc-timeout` itself. A request that never
+    // finishes arriving ends DEADLINE_EXCEEDED at `request_timeout` (`limits`: its timer
+    // is armed only when the body is not all there at once).
     let tls = (config.tls.as_ref())
         .map(crate::tls::server_config)
         .transpose()
