@@ -70,7 +70,7 @@ async fn a_call_still_running_after_the_grace_ends_shutting_down_and_fetches_no_
     // Atlas holds the next creation past the grace, then checks its (revoked) token.
     emu.inject(Fault::once(
         Route::CreateLinkToken,
-        FaultAction::Latency { millis: 3_000 },
+        FaultAction::Latency { millis: 10_000 },
     ));
     let in_flight = tokio::spawn(async move { c.create_link_token(link_req(DEMO_ORG_ID)).await });
     eventually("the slow creation reaches Atlas", || {
