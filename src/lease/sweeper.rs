@@ -87,12 +87,13 @@ impl Round<'_> {
         if orgs.is_empty() {
             return;
         }
+        // Before the lock is taken: the sweep ends no later than the lock does.
+        let ends = Instant::now() + self.hold;
         if let Some(s) = shared {
             if !s.may_sweep(self.hold).await {
                 return;
             }
         }
-        let ends = Instant::now() + self.hold;
         let request_id = format!("{CALLER}-{}", uuid::Uuid::new_v4());
         let trace = CallTrace::default();
         for org in &orgs {
