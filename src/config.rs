@@ -174,6 +174,7 @@ mod secs {
 
 mod secs_opt {
     use std::time::Duration;
+    #[allow(clippy::ref_option)] // serde's `with` hands over `&Option<T>`
     pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::secs::serialize(d, s),

@@ -323,6 +323,7 @@ mod tests {
             roles: vec![OrgRole::OrgMember as i32],
             request_id: String::new(),
             access_list_ips: vec!["10.0.0.0/8".into(), "203.0.113.7".into()],
+            ttl: None,
         };
         assert!(create_api_key(&req).is_ok());
         req.desc = "é".repeat(250);

@@ -279,7 +279,10 @@ async fn an_orphaned_key_keeps_its_safety_lease_for_the_sweeper() {
     let (desc, end) = lease::read(&stored);
     assert_eq!(desc, "ci key");
     let end = end.expect("a safety lease");
-    assert!(end <= lease::expiry(SystemTime::now(), lease::ORPHAN_TTL), "{end:?}");
+    assert!(
+        end <= lease::expiry(SystemTime::now(), lease::ORPHAN_TTL),
+        "{end:?}"
+    );
     gw.emulator.clear_faults();
     move_lease(
         &gw.emulator,

@@ -53,3 +53,74 @@ pub(super) fn lease_policy(name: &str, fp: &FileProfile) -> Result<LeasePolicy, 
         lease_sweep_org_ids: orgs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::{Config, MapEnv, ServeArgs};
+    use super::*;
+
+    fn load(args: &ServeArgs, toml: &str) -> Result<Config, ConfigError> {
+        let env = MapEnv(HashMap::from([
+            (
+                "MONGODB_ATLAS_CLIENT_ID".to_string(),
+                "mdb_sa_id_x".to_string(),
+            ),
+            (
+                "MONGODB_ATLAS_CLIENT_SECRET".to_string(),
+                "s3cret".to_string(),
+            ),
+        ]));
+        Config::from_parts(args, Some(toml), "test.toml", &env)
+    }
+
+    const ORG: &str = "5f1a0c2b3d4e5f6a7b8c9d0e";
+
+    #[test]
+    fn lease_settings_per_profile_and_the_sweep_interval() {
+        let toml = format!(
+            "lease_sweep_interval = \"5m\"\n[profiles.default]\ndefault_key_ttl = \"1h\"\nmax_key_ttl = \"1d\"\nlease_sweep_org_ids = [\"{ORG}\"]\n"
+        );
+        let c = load(&ServeArgs::default(), &toml).unwrap();
+        let lease = &c.profiles["default"].lease;
+        assert_eq!(lease.default_key_ttl, Some(Duration::from_secs(3600)));
+        assert_eq!(lease.max_key_ttl, Some(Duration::from_secs(86400)));
+        assert_eq!(lease.lease_sweep_org_ids, BTreeSet::from([ORG.to_string()]));
+        assert_eq!(c.lease_sweep_interval, Duration::from_secs(300));
+        let flag = ServeArgs {
+            lease_sweep_interval: Some("30s".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            load(&flag, &toml).unwrap().lease_sweep_interval,
+            Duration::from_secs(30)
+        );
+        let none = load(&ServeArgs::default(), "").unwrap();
+        assert_eq!(none.lease_sweep_interval, Duration::from_secs(60));
+        assert_eq!(none.profiles["default"].lease.default_key_ttl, None);
+    }
+
+    #[test]
+    fn bad_lease_settings_are_one_line_each() {
+        for (toml, says) in [
+            (
+                "[profiles.default]\ndefault_key_ttl = \"30s\"",
+                "default_key_ttl",
+            ),
+            ("[profiles.default]\nmax_key_ttl = \"soon\"", "max_key_ttl"),
+            (
+                "[profiles.default]\ndefault_key_ttl = \"2h\"\nmax_key_ttl = \"1h\"",
+                "longer than max_key_ttl",
+            ),
+            (
+                "[profiles.default]\nlease_sweep_org_ids = [\"nope\"]",
+                "lease_sweep_org_ids",
+            ),
+            ("lease_sweep_interval = \"0s\"", "lease_sweep_interval"),
+        ] {
+            let e = load(&ServeArgs::default(), toml).unwrap_err().to_string();
+            assert!(e.contains(says), "{toml}: {e}");
+        }
+    }
+}
