@@ -40,13 +40,14 @@ impl Drop for Sweeper {
     }
 }
 
-/// Starts sweeping every `config.lease_sweep_interval`, the first sweep at once.
+/// Starts sweeping every `config.lease_sweep_interval`, the first sweep one interval
+/// after start (a fleet that restarts does not list every org at once).
 pub fn start(config: &Config, atlas: Arc<AtlasClient>) -> Sweeper {
     let every = config.lease_sweep_interval;
     let timeout = config.request_timeout;
     let profiles: Vec<String> = config.profiles.keys().cloned().collect();
     Sweeper(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
