@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{secret::Secret, store::StoreConfig, validate};
 
+mod lease;
 mod profile;
 mod sources;
 mod transport;
+pub use lease::LeasePolicy;
 use profile::{build_profile, ProfileDefaults};
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
 use sources::{FileConfig, FileProfile};
@@ -95,6 +97,8 @@ pub struct Profile {
     pub allowed_rpcs: Option<BTreeSet<String>>,
     /// Bound on concurrent upstream calls made with this profile.
     pub max_in_flight: usize,
+    /// Leases of the keys this profile creates, and the orgs its sweeper visits.
+    pub lease: LeasePolicy,
 }
 
 /// One caller bearer token; its name (the environment variable it came from) is the
@@ -160,12 +164,26 @@ pub struct Config {
     pub shared_store: Option<StoreConfig>,
     /// Limits on every gRPC connection and request.
     pub transport: TransportLimits,
+    #[serde(with = "secs")]
+    /// How often the lease sweeper deletes expired keys.
+    pub lease_sweep_interval: Duration,
 }
 
 mod secs {
     use std::time::Duration;
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+}
+
+mod secs_opt {
+    use std::time::Duration;
+    #[allow(clippy::ref_option)] // serde's `with` hands over `&Option<T>`
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::secs::serialize(d, s),
+            None => s.serialize_none(),
+        }
     }
 }
 
@@ -354,6 +372,11 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         profiles,
         shared_store,
         transport,
+        lease_sweep_interval: lease_sweep_interval(
+            args.lease_sweep_interval
+                .clone()
+                .or(file.lease_sweep_interval),
+        )?,
     })
 }
 
@@ -382,6 +405,14 @@ fn is_api_version(v: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn lease_sweep_interval(value: Option<String>) -> Result<Duration, ConfigError> {
+    let interval = duration("lease_sweep_interval", value, "60s")?;
+    if interval.is_zero() {
+        return err("lease_sweep_interval must be greater than 0");
+    }
+    Ok(interval)
 }
 
 fn positive(what: &str, v: usize) -> Result<usize, ConfigError> {

@@ -134,6 +134,13 @@ fn examples() -> Vec<(String, String, &'static str)> {
             "",
         ),
         (
+            d(&format!(
+                r#"{{"org_id":"{org}","desc":"short-lived key","roles":["ORG_MEMBER"],"ttl":"60s"}}"#
+            )),
+            format!("{svc}/CreateApiKey"),
+            "expire_time a minute ahead; the lease sweeper deletes the key within a minute of it",
+        ),
+        (
             d(&format!(r#"{{"org_id":"{org}","page_size":2}}"#)),
             format!("{svc}/ListApiKeys"),
             "",

@@ -8,7 +8,8 @@
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
 //! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`listen`] (accepting on the listeners it runs itself), [`idempotency`] (AIP-155), [`page_token`]
-//! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
+//! (AIP-158), [`lease`] (API keys that expire by themselves: the marker and the
+//! sweeper), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
 //! [`cli`] (subcommands).
 //!
 //! # Features
@@ -25,6 +26,7 @@ pub mod dev;
 pub mod emulator;
 pub mod grpc;
 pub mod idempotency;
+pub mod lease;
 pub mod listen;
 pub mod otel;
 pub mod page_token;
@@ -78,6 +80,7 @@ pub mod pb {
                 .field("roles", &self.roles)
                 .field("links", &self.links)
                 .field("access_list_ips", &self.access_list_ips)
+                .field("expire_time", &self.expire_time)
                 .finish()
         }
     }

@@ -63,6 +63,7 @@ pub async fn serve(
         None => None,
     };
     let atlas = AtlasClient::new(&config, store)?;
+    let _sweeper = crate::lease::sweeper::start(&config, Arc::clone(&atlas));
     let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();
     let max_request = config.transport.max_request_bytes;

@@ -8,6 +8,9 @@
 //! input. This module never talks to Atlas and never allocates beyond the violations.
 use std::net::IpAddr;
 
+mod key_lease;
+pub use key_lease::{key_lease, key_ttl, MAX_LEASED_DESC_CHARS};
+
 use crate::{
     page_token,
     pb::{
@@ -202,6 +205,7 @@ pub fn create_api_key(req: &CreateApiKeyRequest) -> Result<(), Vec<Violation>> {
     }
     check_access_list(&req.access_list_ips, &mut v);
     check_request_id(&req.request_id, &mut v);
+    key_lease::check_ttl(req, &mut v);
     finish(v)
 }
 
@@ -319,6 +323,7 @@ mod tests {
             roles: vec![OrgRole::OrgMember as i32],
             request_id: String::new(),
             access_list_ips: vec!["10.0.0.0/8".into(), "203.0.113.7".into()],
+            ttl: None,
         };
         assert!(create_api_key(&req).is_ok());
         req.desc = "é".repeat(250);

@@ -1169,6 +1169,29 @@ async fn access_list_entries_are_added_and_listed() {
 }
 
 #[tokio::test]
+async fn update_api_key_changes_its_desc_as_listed() {
+    let emu = start().await;
+    let id = new_key(&emu).await["id"].as_str().unwrap().to_string();
+    let path = format!("{}/{id}", keys_path(DEMO_ORG_ID));
+    let desc = "ci key [atlas-gw expires 2026-12-08T10:00:00Z]";
+    let body = serde_json::json!({ "desc": desc }).to_string();
+    let got = body_json(bearer(&emu, Method::PATCH, &path, Some(&body)).await).await;
+    assert_eq!(
+        (got["id"].as_str(), got["desc"].as_str()),
+        (Some(id.as_str()), Some(desc))
+    );
+    assert!(got["privateKey"].as_str().unwrap().starts_with("********"));
+    let listed = body_json(bearer(&emu, Method::GET, &keys_path(DEMO_ORG_ID), None).await).await;
+    assert_eq!(listed["results"][0]["desc"], desc);
+    let long = serde_json::json!({ "desc": "d".repeat(251) }).to_string();
+    let resp = bearer(&emu, Method::PATCH, &path, Some(&long)).await;
+    assert_api_error(&body_json(resp).await, 400, "INVALID_ATTRIBUTE");
+    let gone = format!("{}/{}", keys_path(DEMO_ORG_ID), "0".repeat(24));
+    let resp = bearer(&emu, Method::PATCH, &gone, Some(&body)).await;
+    assert_api_error(&body_json(resp).await, 404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
 async fn delete_api_key_is_204_then_404() {
     let emu = start().await;
     let id = new_key(&emu).await["id"].as_str().unwrap().to_string();
@@ -1182,9 +1205,9 @@ async fn delete_api_key_is_204_then_404() {
         let resp = bearer(&emu, method, &path, None).await;
         assert_api_error(&body_json(resp).await, 404, "RESOURCE_NOT_FOUND");
     }
-    let resp = bearer(&emu, Method::PATCH, &path, None).await;
+    let resp = bearer(&emu, Method::PUT, &path, None).await;
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(header(&resp, "allow"), "GET, DELETE");
+    assert_eq!(header(&resp, "allow"), "GET, PATCH, DELETE");
     let c = emu.counters();
     assert_eq!((c.api_keys_created, c.api_keys_deleted), (1, 1));
     assert_eq!(

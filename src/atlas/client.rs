@@ -30,7 +30,7 @@ use crate::{
     config::Config,
     config::Profile,
     otel::AtlasAttempt,
-    store::{cooldown::Cooldowns, ProfileStore, SharedStore},
+    store::{cooldown::Cooldowns, sweep::LeaseOrgs, ProfileStore, SharedStore},
     telemetry::metrics as m,
 };
 
@@ -82,6 +82,8 @@ pub struct AtlasClient {
     max_response_bytes: usize,
     backoff: Backoff,
     cooldowns: Arc<Cooldowns>,
+    /// The orgs each profile created leased keys in (the lease sweeper visits them).
+    lease_orgs: LeaseOrgs,
 }
 
 /// One call's authentication state across its attempts.
@@ -158,12 +160,18 @@ impl AtlasClient {
             max_response_bytes: config.max_response_bytes,
             backoff: Backoff::default(),
             cooldowns: Cooldowns::new(store.as_ref()),
+            lease_orgs: LeaseOrgs::default(),
         }))
     }
 
     /// The profile's view of the shared store, when the gateway has one.
     pub fn shared(&self, profile: &str) -> Option<&ProfileStore> {
         self.upstreams.get(profile)?.shared.as_deref()
+    }
+
+    /// The orgs each profile created leased keys in.
+    pub fn lease_orgs(&self) -> &LeaseOrgs {
+        &self.lease_orgs
     }
 
     /// Revokes the tokens this process minted (graceful stop without a shared store).

@@ -32,6 +32,8 @@ pub enum Operation {
     DeleteApiKey,
     /// GET .../apiKeys (`listOrgApiKeys`).
     ListApiKeys,
+    /// PATCH .../apiKeys/{apiUserId} (`updateApiKey`).
+    UpdateApiKey,
 }
 
 impl Operation {
@@ -44,6 +46,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
+            Operation::UpdateApiKey => "updateApiKey",
         }
     }
 
@@ -52,6 +55,7 @@ impl Operation {
         match self {
             Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
             Operation::ListApiKeys => reqwest::Method::GET,
+            Operation::UpdateApiKey => reqwest::Method::PATCH,
             _ => reqwest::Method::POST,
         }
     }
@@ -65,7 +69,9 @@ impl Operation {
             Operation::CreateApiKey | Operation::ListApiKeys => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys"
             }
-            Operation::DeleteApiKey => "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+            Operation::DeleteApiKey | Operation::UpdateApiKey => {
+                "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}"
+            }
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
@@ -86,6 +92,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
+            Operation::UpdateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/updateApiKey",
         }
     }
 

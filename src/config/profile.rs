@@ -3,7 +3,8 @@
 //! Atlas CLI / Terraform variable names) and its policy. Secrets only ever come from
 //! the environment and are wrapped in [`Secret`] at once.
 use super::{
-    check_url, err, positive, ConfigError, Credentials, Env, FileProfile, Profile, DEFAULT_PROFILE,
+    check_url, err, lease::lease_policy, positive, ConfigError, Credentials, Env, FileProfile,
+    Profile, DEFAULT_PROFILE,
 };
 use crate::{secret::Secret, validate};
 
@@ -21,6 +22,7 @@ pub(super) fn build_profile(
     env: &dyn Env,
 ) -> Result<Profile, ConfigError> {
     let is_default = name == DEFAULT_PROFILE;
+    let lease = lease_policy(name, &fp)?;
     let base_url = match fp.base_url {
         Some(u) => check_url(&format!("profiles.{name}.base_url"), &u)?,
         None => d.base_url.to_string(),
@@ -134,5 +136,6 @@ pub(super) fn build_profile(
             &format!("profiles.{name}.max_in_flight"),
             fp.max_in_flight.unwrap_or(256),
         )?,
+        lease,
     })
 }

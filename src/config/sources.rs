@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// OAuth revocation URL (RFC 7009; default {base}/api/oauth/revoke).
     #[arg(long, env = "MONGODB_ATLAS_REVOKE_URL", hide_env_values = true)]
     pub revoke_url: Option<String>,
+    /// How often expired leased API keys are deleted (e.g. 60s).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_LEASE_SWEEP_INTERVAL",
+        hide_env_values = true
+    )]
+    pub lease_sweep_interval: Option<String>,
     /// Validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -135,6 +142,7 @@ pub(super) struct FileConfig {
     pub(super) tcp_keepalive: Option<String>,
     pub(super) http2_keepalive_interval: Option<String>,
     pub(super) http2_keepalive_timeout: Option<String>,
+    pub(super) lease_sweep_interval: Option<String>,
     pub(super) tls: Option<TlsConfig>,
     /// Names of environment variables holding caller bearer tokens.
     #[serde(default)]
@@ -160,6 +168,9 @@ pub(super) struct FileProfile {
     pub(super) allowed_roles: Option<BTreeSet<String>>,
     pub(super) allowed_rpcs: Option<BTreeSet<String>>,
     pub(super) max_in_flight: Option<usize>,
+    pub(super) default_key_ttl: Option<String>,
+    pub(super) max_key_ttl: Option<String>,
+    pub(super) lease_sweep_org_ids: Option<BTreeSet<String>>,
 }
 
 /// Reads environment variables; injectable so tests need not touch the process env.

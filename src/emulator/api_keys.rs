@@ -1,8 +1,9 @@
 //! The organization API key endpoints of the emulator (`createOrgApiKey`,
-//! `listOrgApiKeys`, `getOrgApiKey`, `deleteOrgApiKey`, `createOrgApiKeyAccessListEntry`,
-//! `listOrgApiKeyAccessListEntries`), shaped like the official spec: versioned media type,
-//! `PaginatedApi...` envelopes with `links`, `results` and `totalCount`, private keys
-//! masked after creation.
+//! `listOrgApiKeys`, `getOrgApiKey`, `updateApiKey`, `deleteOrgApiKey`,
+//! `createOrgApiKeyAccessListEntry`, `listOrgApiKeyAccessListEntries`), shaped like the
+//! official spec: versioned media type, `PaginatedApi...` envelopes with `links`,
+//! `results` and `totalCount`, private keys masked after creation. A key's `desc` is
+//! kept and answered as sent (a gateway's lease marker included), as Atlas does.
 //!
 //! Choices where the spec is silent: keys list in creation order; `itemsPerPage` outside
 //! 1..=500 or `pageNum` below 1 is 400 `INVALID_ATTRIBUTE`; an unknown `apiUserId` is 404
@@ -13,7 +14,9 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::bodies::{access_list_request, api_key_request, is_org_id, AccessEntry};
+use super::bodies::{
+    access_list_request, api_key_request, api_key_update_request, is_org_id, AccessEntry,
+};
 use super::response::{random_hex, raw_response, versioned_json, ApiError, VERSIONED_UTF8};
 use super::state::{Shared, StoredApiKey};
 
@@ -64,6 +67,22 @@ pub(crate) fn list(shared: &Shared, org: &str, query: Option<&str>) -> Response 
 /// `GET .../apiKeys/{apiUserId}`.
 pub(crate) fn get(shared: &Shared, org: &str, id: &str) -> Response {
     match find(shared, org, id, |k| key_json(shared, k, &masked(k))) {
+        Ok(body) => versioned_json(StatusCode::OK, &body),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `PATCH .../apiKeys/{apiUserId}`: a new `desc`; answers the key, private key masked.
+pub(crate) fn update(shared: &Shared, org: &str, id: &str, body: &[u8]) -> Response {
+    let changed = check_id(id)
+        .and_then(|()| api_key_update_request(body))
+        .and_then(|desc| {
+            find_mut(shared, org, id, |key| {
+                key.desc = desc;
+                key_json(shared, key, &masked(key))
+            })
+        });
+    match changed {
         Ok(body) => versioned_json(StatusCode::OK, &body),
         Err(error) => error.into_response(),
     }

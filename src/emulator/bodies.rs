@@ -113,13 +113,9 @@ pub(crate) fn link_token_request(body: &[u8]) -> Result<Vec<String>, ApiError> {
     }
 }
 
-/// `CreateAtlasOrganizationApiKey` → `(desc, roles)`.
-pub(crate) fn api_key_request(body: &[u8]) -> Result<(String, Vec<String>), ApiError> {
-    let map = json_object(body)?;
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    let mut only_enum = true;
-
-    let desc = match map.get("desc") {
+/// `desc`: required, 1 to 250 characters.
+fn desc_field(map: &Map<String, Value>, fields: &mut Vec<(&str, String)>) -> String {
+    match map.get("desc") {
         Some(Value::String(desc)) => {
             let len = desc.chars().count();
             if !(1..=250).contains(&len) {
@@ -138,7 +134,33 @@ pub(crate) fn api_key_request(body: &[u8]) -> Result<(String, Vec<String>), ApiE
             fields.push(("desc", "desc must be a string.".to_string()));
             String::new()
         }
-    };
+    }
+}
+
+/// `UpdateAtlasOrganizationApiKey` → the new `desc` (the emulator changes only that).
+pub(crate) fn api_key_update_request(body: &[u8]) -> Result<String, ApiError> {
+    let map = json_object(body)?;
+    let mut fields = Vec::new();
+    let desc = desc_field(&map, &mut fields);
+    match fields.pop() {
+        None => Ok(desc),
+        Some((field, description)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            "The request contains invalid attributes.",
+        )
+        .parameters(json!([field]))
+        .field(field, description)),
+    }
+}
+
+/// `CreateAtlasOrganizationApiKey` → `(desc, roles)`.
+pub(crate) fn api_key_request(body: &[u8]) -> Result<(String, Vec<String>), ApiError> {
+    let map = json_object(body)?;
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let mut only_enum = true;
+
+    let desc = desc_field(&map, &mut fields);
     if !fields.is_empty() {
         only_enum = false;
     }

@@ -10,7 +10,7 @@
 //! - `POST /__emulator/reset` → `{"reset": true}` (counters, faults, tokens, nonces, links,
 //!   keys; limits stay)
 //! - `GET /__emulator/limits` → [`Limits`]; `POST` one to replace them (absent = unlimited)
-//! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id","access_list"}], "active_tokens": n}`
+//! - `GET /__emulator/state` → `{"links": [orgId], "api_keys": [{"org_id","id","desc","access_list"}], "active_tokens": n}`
 //!
 //! Control requests are not counted and never pass through fault rules.
 
@@ -149,7 +149,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Value {
                 .iter()
                 .map(|e| e.cidr_block.as_str())
                 .collect();
-            json!({"org_id": k.org_id, "id": k.id, "access_list": access_list})
+            json!({"org_id": k.org_id, "id": k.id, "desc": k.desc, "access_list": access_list})
         })
         .collect();
     let active_tokens = inner.active_tokens();

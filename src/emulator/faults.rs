@@ -34,6 +34,8 @@ pub enum Route {
     ListApiKeys,
     /// `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`.
     GetApiKey,
+    /// `PATCH /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`.
+    UpdateApiKey,
     /// `DELETE /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`.
     DeleteApiKey,
     /// `POST /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`.
@@ -317,7 +319,7 @@ fn sample_body(route: Option<Route>) -> String {
         Some(Route::Token) => {
             r#"{"access_token":"emulated-truncated-token-0000000000","expires_in":3600,"token_type":"Bearer"}"#.to_string()
         }
-        Some(Route::CreateApiKey | Route::GetApiKey) => r#"{"desc":"emulated","id":"000000000000000000000000","links":[],"privateKey":"00000000-0000-0000-0000-000000000000","publicKey":"abcdefgh","roles":[{"orgId":"000000000000000000000000","roleName":"ORG_MEMBER"}]}"#.to_string(),
+        Some(Route::CreateApiKey | Route::GetApiKey | Route::UpdateApiKey) => r#"{"desc":"emulated","id":"000000000000000000000000","links":[],"privateKey":"00000000-0000-0000-0000-000000000000","publicKey":"abcdefgh","roles":[{"orgId":"000000000000000000000000","roleName":"ORG_MEMBER"}]}"#.to_string(),
         Some(Route::ListApiKeys | Route::CreateApiKeyAccessList | Route::ListApiKeyAccessList) => {
             r#"{"links":[],"results":[{"cidrBlock":"10.0.0.0/8"},{"cidrBlock":"192.168.0.0/16"}],"totalCount":2}"#.to_string()
         }

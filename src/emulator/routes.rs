@@ -54,6 +54,7 @@ enum Op {
     CreateApiKey,
     ListApiKeys,
     GetApiKey,
+    UpdateApiKey,
     DeleteApiKey,
     CreateAccessList,
     ListAccessList,
@@ -71,6 +72,7 @@ impl Op {
             Op::CreateApiKey => Route::CreateApiKey,
             Op::ListApiKeys => Route::ListApiKeys,
             Op::GetApiKey => Route::GetApiKey,
+            Op::UpdateApiKey => Route::UpdateApiKey,
             Op::DeleteApiKey => Route::DeleteApiKey,
             Op::CreateAccessList => Route::CreateApiKeyAccessList,
             Op::ListAccessList => Route::ListApiKeyAccessList,
@@ -141,10 +143,11 @@ fn resolve(method: &Method, path: &str) -> Target {
         ["", "api", "atlas", "v2", "orgs", org, "apiKeys", key] => {
             let ops = [
                 (Method::GET, Op::GetApiKey),
+                (Method::PATCH, Op::UpdateApiKey),
                 (Method::DELETE, Op::DeleteApiKey),
             ];
             target(
-                pick(method, &ops, "GET, DELETE"),
+                pick(method, &ops, "GET, PATCH, DELETE"),
                 API_KEY,
                 Some(org),
                 Some(key),
@@ -272,6 +275,7 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
         Op::CreateApiKey => api_keys::create(shared, &org, &body),
         Op::ListApiKeys => api_keys::list(shared, &org, query),
         Op::GetApiKey => api_keys::get(shared, &org, &key),
+        Op::UpdateApiKey => api_keys::update(shared, &org, &key, &body),
         Op::DeleteApiKey => api_keys::delete(shared, &org, &key),
         Op::CreateAccessList => api_keys::add_access_list(shared, &org, &key, &body),
         _ => api_keys::list_access_list(shared, &org, &key, query),
@@ -343,7 +347,8 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     Ok(buf.freeze())
 }
 
-/// `Accept` must list the versioned type (406); POST bodies must use it too (415).
+/// `Accept` must list the versioned type (406); POST and PATCH bodies must use it too
+/// (415).
 fn check_media_types(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     let accept_ok = headers.get_all(ACCEPT).iter().any(|value| {
         value
@@ -358,7 +363,7 @@ fn check_media_types(method: &Method, headers: &HeaderMap) -> Result<(), ApiErro
             "Invalid accept header or version date.",
         ));
     }
-    if method == Method::POST {
+    if method == Method::POST || method == Method::PATCH {
         let content_ok = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -475,9 +480,11 @@ mod tests {
             (Op::CreateAccessList, ACCESS_LIST, Some("k"))
         );
         let t = resolve(&Method::PATCH, "/api/atlas/v2/orgs/o/apiKeys/k");
+        assert_eq!((t.op, t.template), (Op::UpdateApiKey, API_KEY));
+        let t = resolve(&Method::PUT, "/api/atlas/v2/orgs/o/apiKeys/k");
         assert_eq!(
             (t.op, t.template),
-            (Op::WrongMethod("GET, DELETE"), API_KEY)
+            (Op::WrongMethod("GET, PATCH, DELETE"), API_KEY)
         );
         assert_eq!(
             resolve(&Method::GET, TOKEN_PATH).op,

@@ -2,7 +2,7 @@
 //! path (metadata, profile, idempotency, logs, metrics, errors) is `GatewayService`'s.
 use std::{
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use super::{rpc::Rpc, status::Failure};
@@ -14,6 +14,7 @@ use crate::{
         Operation,
     },
     config::Profile,
+    lease::{self, NewKeyLease},
     page_token,
     pb::{
         ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest,
@@ -97,6 +98,7 @@ impl Rpc for CreateApiKey {
     }
 
     fn authorize(req: &Self::Request, profile: &Profile) -> Result<(), Failure> {
+        validate::key_lease(req, &profile.lease).map_err(Failure::Invalid)?;
         let Some(allowed) = &profile.allowed_roles else {
             return Ok(());
         };
@@ -121,27 +123,42 @@ impl Rpc for CreateApiKey {
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
+        let profile = atlas
+            .profile(ctx.profile)
+            .expect("the gRPC layer resolves profiles before calling Atlas");
+        let ttl = validate::key_ttl(req, &profile.lease);
+        let fenced = !req.access_list_ips.is_empty();
+        let lease = NewKeyLease::new(SystemTime::now(), ttl, fenced);
+        if lease.marked() {
+            let shared = atlas.shared(ctx.profile);
+            (atlas.lease_orgs())
+                .remember(ctx.profile, shared, &req.org_id)
+                .await;
+        }
+        let desc = lease.created(&req.desc);
         let key = atlas
-            .create_api_key(ctx, &req.org_id, &req.desc, role_names(req).collect())
+            .create_api_key(ctx, &req.org_id, &desc, role_names(req).collect())
             .await?;
         let mut key = api_key(key);
-        if !req.access_list_ips.is_empty() {
-            key.access_list_ips =
-                fence(atlas, ctx, &req.org_id, &key.id, &req.access_list_ips).await?;
+        if fenced {
+            let settled = lease.settled(&req.desc);
+            key.access_list_ips = fence(atlas, ctx, &key.id, req, settled).await?;
+            key.expire_time = lease.end.map(lease::timestamp);
         }
         Ok(CreateApiKeyResponse { api_key: Some(key) })
     }
 }
 
-/// Adds the access list to a key just created; if that fails, deletes the key again.
+/// Adds the access list to a key just created, then gives it its `settled` desc (its
+/// own lease, in place of the safety lease); if either fails, deletes the key again.
 /// Runs as its own task: once the key exists, a caller that hangs up must not leave it
 /// half-made.
 async fn fence(
     atlas: &Arc<AtlasClient>,
     ctx: &CallContext<'_>,
-    org_id: &str,
     key_id: &str,
-    ips: &[String],
+    req: &CreateApiKeyRequest,
+    settled: Option<String>,
 ) -> Result<Vec<String>, Failure> {
     let atlas = Arc::clone(atlas);
     let (profile, request_id, deadline, trace) = (
@@ -150,7 +167,11 @@ async fn fence(
         ctx.deadline,
         ctx.trace.clone(),
     );
-    let (org_id, key_id, ips) = (org_id.to_owned(), key_id.to_owned(), ips.to_vec());
+    let (org_id, key_id, ips) = (
+        req.org_id.clone(),
+        key_id.to_owned(),
+        req.access_list_ips.clone(),
+    );
     let unit = tokio::spawn(async move {
         let ctx = CallContext {
             profile: &profile,
@@ -159,12 +180,9 @@ async fn fence(
             deadline,
             trace: &trace,
         };
-        let error = match atlas
-            .add_api_key_access_list(&ctx, &org_id, &key_id, &ips)
-            .await
-        {
+        let (step, error) = match fence_steps(&atlas, &ctx, &key_id, &ips, settled).await {
             Ok(applied) => return Ok(applied),
-            Err(e) => e,
+            Err(failed) => failed,
         };
         let rollback = CallContext {
             deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
@@ -173,12 +191,35 @@ async fn fence(
         let rolled_back = roll_back(&atlas, &rollback, &org_id, &key_id).await;
         Err(Failure::AccessListFailed {
             api_key_id: key_id,
+            step,
             error,
             rolled_back,
         })
     });
     unit.await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// The steps after the key exists: its access list, then its settled desc. The step
+/// that failed, and why.
+async fn fence_steps(
+    atlas: &AtlasClient,
+    ctx: &CallContext<'_>,
+    key_id: &str,
+    ips: &[String],
+    settled: Option<String>,
+) -> Result<Vec<String>, (Operation, AtlasError)> {
+    let applied = (atlas
+        .add_api_key_access_list(ctx, ctx.org_id, key_id, ips)
+        .await)
+        .map_err(|e| (Operation::CreateApiKeyAccessList, e))?;
+    if let Some(desc) = settled {
+        (atlas
+            .update_api_key_desc(ctx, ctx.org_id, key_id, &desc)
+            .await)
+            .map_err(|e| (Operation::UpdateApiKey, e))?;
+    }
+    Ok(applied)
 }
 
 /// Deletes a key whose access list could not be added; true when it is gone. Never
@@ -194,7 +235,7 @@ async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, org_id: &str, key
         }
         Err(AtlasError::Api(f)) if f.status == 404 => true,
         Err(e) => {
-            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it");
+            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it (its safety lease makes the lease sweeper delete it within minutes)");
             false
         }
     }
@@ -274,10 +315,13 @@ fn role_names(req: &CreateApiKeyRequest) -> impl Iterator<Item = &'static str> +
         .map(|r| r.as_str_name())
 }
 
+/// A key as Atlas answers it, its lease marker turned into `expire_time`.
 fn api_key(k: ApiKeyUserDetails) -> ApiKey {
+    let (desc, expires) = lease::read(&k.desc);
     ApiKey {
         id: k.id,
-        desc: k.desc,
+        desc: desc.to_string(),
+        expire_time: expires.map(lease::timestamp),
         public_key: k.public_key,
         private_key: k
             .private_key

@@ -70,6 +70,8 @@ pub enum Failure {
     AccessListFailed {
         /// The key that was created.
         api_key_id: String,
+        /// The step that failed: the access list, or the key's settled lease.
+        step: Operation,
         /// Why the access list could not be added.
         error: AtlasError,
         /// Whether the key was deleted again.
@@ -201,9 +203,10 @@ impl Failure {
             }
             Failure::AccessListFailed {
                 api_key_id,
+                step,
                 error,
                 rolled_back,
-            } => access_list_failed(api_key_id, error, rolled_back, ctx, &mut d, &mut meta),
+            } => access_list_failed(api_key_id, step, error, rolled_back, ctx, &mut d, &mut meta),
         };
         meta.entry("operation".into())
             .or_insert_with(|| ctx.operation.id().into());

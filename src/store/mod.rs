@@ -11,6 +11,7 @@
 pub mod cooldown;
 pub mod idem;
 pub mod seal;
+pub mod sweep;
 pub mod token;
 
 use std::{

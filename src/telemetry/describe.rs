@@ -50,6 +50,14 @@ pub(super) fn describe_metrics() {
         "HTTP Digest challenges answered, by profile"
     );
     describe_counter!(
+        "atlas_gateway_leases_expired_total",
+        "Leased API keys the sweeper deleted after their lease ended, by profile"
+    );
+    describe_counter!(
+        "atlas_gateway_lease_sweep_errors_total",
+        "Lease sweep steps that failed (retried next sweep), by Atlas operation"
+    );
+    describe_counter!(
         "atlas_gateway_tls_handshake_failures_total",
         "TLS handshakes the gRPC listener refused or lost, by reason"
     );

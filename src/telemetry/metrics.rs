@@ -169,3 +169,21 @@ pub fn tls_handshake_failure(reason: &'static str) {
     ::metrics::counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason)
         .increment(1);
 }
+
+/// The lease sweeper deleted an expired API key of `profile`.
+pub fn lease_expired(profile: &str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_leases_expired_total", "profile" => profile.to_string())
+        .increment(1);
+}
+
+/// A lease sweep's Atlas `operation` failed (the next sweep tries again).
+pub fn lease_sweep_error(operation: &'static str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_lease_sweep_errors_total", "operation" => operation)
+        .increment(1);
+}

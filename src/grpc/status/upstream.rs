@@ -14,10 +14,13 @@ use crate::atlas::{error::AtlasError, Operation};
 /// Active access tokens Atlas allows per service account.
 const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
 
-/// The access-list step of `CreateApiKey` failed. Rolled back: the access-list error as
-/// it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY`, the key id to clean up.
+/// A step of `CreateApiKey` after the key exists failed (its access list, or its
+/// settled lease). Rolled back: that step's error as it is. Not rolled back: `INTERNAL`
+/// / `ORPHANED_API_KEY`, the key id to clean up (its safety lease makes the sweeper
+/// delete it).
 pub(super) fn access_list_failed<'a>(
     api_key_id: String,
+    failed: Operation,
     error: AtlasError,
     rolled_back: bool,
     ctx: &ErrorContext<'a>,
@@ -25,21 +28,23 @@ pub(super) fn access_list_failed<'a>(
     meta: &mut HashMap<String, String>,
 ) -> (Code, String, String, &'a str) {
     let step = ErrorContext {
-        operation: Operation::CreateApiKeyAccessList,
+        operation: failed,
         ..*ctx
+    };
+    let what = match failed {
+        Operation::UpdateApiKey => "setting the new API key's lease",
+        _ => "adding the new API key's access list",
     };
     let (code, message, reason) = upstream(error, &step, d, meta);
     meta.insert("operation".into(), step.operation.id().into());
     meta.insert("rolled_back".into(), rolled_back.to_string());
     if rolled_back {
         meta.insert("api_key_id".into(), api_key_id);
-        let msg = format!(
-            "adding the new API key's access list failed, so the key was deleted again: {message}"
-        );
+        let msg = format!("{what} failed, so the key was deleted again: {message}");
         return (code, msg, reason, ctx.atlas_domain);
     }
     meta.insert("access_list_error".into(), reason);
-    let msg = format!("API key {api_key_id} was created, but adding its access list failed ({message}) and deleting the key failed too: it exists without its access list; delete it with DeleteApiKey");
+    let msg = format!("API key {api_key_id} was created, but {what} failed ({message}) and deleting the key failed too: it exists without its access list until its {}-minute safety lease ends and the gateway's lease sweeper deletes it; delete it sooner with DeleteApiKey", crate::lease::ORPHAN_TTL.as_secs() / 60);
     meta.insert("api_key_id".into(), api_key_id);
     (
         Code::Internal,

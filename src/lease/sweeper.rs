@@ -1,0 +1,191 @@
+//! The lease sweeper: every `lease_sweep_interval`, for each profile, it lists the API
+//! keys of every org the profile knows (`allowed_org_ids`, `lease_sweep_org_ids`, and
+//! the orgs it created leased keys in) and deletes each key whose marker has passed.
+//!
+//! It never deletes a key without a marker or with a marker in the future ([`super::expired`]
+//! decides). A failure (a list or a delete) is logged and counted and the sweep moves
+//! on; the next sweep tries again, as the marker is still in Atlas. With a shared
+//! store, one replica sweeps a profile per interval (a lock with expiry, see
+//! [`crate::store::sweep`]), and a sweep never outlives that lock. Every deletion goes
+//! through [`expired_key_deleted`], the one place that records it.
+use std::{
+    collections::BTreeSet,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use crate::{
+    atlas::{
+        client::{AtlasClient, CallContext},
+        error::AtlasError,
+        Operation,
+    },
+    config::{Config, Profile},
+    otel::CallTrace,
+    telemetry::metrics as m,
+};
+
+/// Keys listed per Atlas page (the most Atlas allows).
+const PAGE_SIZE: u32 = 500;
+
+/// The caller the sweeper's deletions are recorded under.
+pub const CALLER: &str = "lease-sweeper";
+
+/// The running sweeper; dropping it stops it.
+pub struct Sweeper(tokio::task::JoinHandle<()>);
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts sweeping every `config.lease_sweep_interval`, the first sweep one interval
+/// after start (a fleet that restarts does not list every org at once).
+pub fn start(config: &Config, atlas: Arc<AtlasClient>) -> Sweeper {
+    let every = config.lease_sweep_interval;
+    let timeout = config.request_timeout;
+    let profiles: Vec<String> = config.profiles.keys().cloned().collect();
+    Sweeper(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            for profile in &profiles {
+                let round = Round {
+                    atlas: &atlas,
+                    profile,
+                    // A little under the interval, so the next tick finds the lock free.
+                    hold: every - every / 10,
+                    timeout,
+                };
+                round.sweep().await;
+            }
+        }
+    }))
+}
+
+/// One sweep of one profile.
+struct Round<'a> {
+    atlas: &'a AtlasClient,
+    profile: &'a str,
+    /// How long the sweep may take (and holds the fleet's lock).
+    hold: Duration,
+    /// The bound on one Atlas call.
+    timeout: Duration,
+}
+
+impl Round<'_> {
+    async fn sweep(&self) {
+        let Some(profile) = self.atlas.profile(self.profile) else {
+            return;
+        };
+        let shared = self.atlas.shared(self.profile);
+        let orgs = known_orgs(
+            profile,
+            self.atlas.lease_orgs().created(self.profile, shared).await,
+        );
+        if orgs.is_empty() {
+            return;
+        }
+        // Before the lock is taken: the sweep ends no later than the lock does.
+        let ends = Instant::now() + self.hold;
+        if let Some(s) = shared {
+            if !s.may_sweep(self.hold).await {
+                return;
+            }
+        }
+        let request_id = format!("{CALLER}-{}", uuid::Uuid::new_v4());
+        let trace = CallTrace::default();
+        for org in &orgs {
+            let ctx = CallContext {
+                profile: self.profile,
+                org_id: org,
+                request_id: &request_id,
+                deadline: ends.min(Instant::now() + self.timeout),
+                trace: &trace,
+            };
+            self.sweep_org(&ctx).await;
+        }
+    }
+
+    /// Deletes the expired keys of `ctx.org_id`.
+    async fn sweep_org(&self, ctx: &CallContext<'_>) {
+        let expired = match expired_keys(self.atlas, ctx).await {
+            Ok(keys) => keys,
+            Err(e) => return failed(ctx, Operation::ListApiKeys, "", &e),
+        };
+        for key_id in expired {
+            match self.atlas.delete_api_key(ctx, ctx.org_id, &key_id).await {
+                Ok(()) => expired_key_deleted(ctx.profile, ctx.org_id, &key_id),
+                // Gone already: deleted by hand, or by a replica while the store was down.
+                Err(AtlasError::Api(f)) if f.status == 404 => {}
+                Err(e) => failed(ctx, Operation::DeleteApiKey, &key_id, &e),
+            }
+        }
+    }
+}
+
+/// The orgs a profile's sweep visits.
+fn known_orgs(profile: &Profile, created: BTreeSet<String>) -> BTreeSet<String> {
+    let mut orgs = created;
+    orgs.extend(profile.allowed_org_ids.iter().flatten().cloned());
+    orgs.extend(profile.lease.lease_sweep_org_ids.iter().cloned());
+    orgs
+}
+
+/// The ids of the org's keys whose lease has ended, every page read.
+async fn expired_keys(
+    atlas: &AtlasClient,
+    ctx: &CallContext<'_>,
+) -> Result<Vec<String>, AtlasError> {
+    let now = SystemTime::now();
+    let mut expired = Vec::new();
+    for page in 1.. {
+        let listed = atlas
+            .list_api_keys(ctx, ctx.org_id, PAGE_SIZE, page)
+            .await?;
+        let last = match listed.total_count {
+            Some(total) => u64::from(page) * u64::from(PAGE_SIZE) >= u64::from(total),
+            None => listed.results.len() < PAGE_SIZE as usize,
+        };
+        expired.extend(
+            listed
+                .results
+                .into_iter()
+                .filter(|k| super::expired(&k.desc, now))
+                .map(|k| k.id),
+        );
+        if last || page == u32::MAX {
+            break;
+        }
+    }
+    Ok(expired)
+}
+
+/// One expired key deleted by the sweeper: counted, logged, and the point where the
+/// deletion is recorded for the audit trail (caller [`CALLER`]).
+fn expired_key_deleted(profile: &str, org_id: &str, api_key_id: &str) {
+    m::lease_expired(profile);
+    tracing::info!(
+        caller = CALLER,
+        profile,
+        org_id,
+        api_key_id,
+        "deleted an API key whose lease had ended"
+    );
+}
+
+/// A list or a delete failed: counted and logged; the next sweep tries again.
+fn failed(ctx: &CallContext<'_>, op: Operation, api_key_id: &str, e: &AtlasError) {
+    m::lease_sweep_error(op.id());
+    tracing::warn!(
+        caller = CALLER,
+        profile = ctx.profile,
+        org_id = ctx.org_id,
+        api_key_id,
+        operation = op.id(),
+        error = %e,
+        "lease sweep step failed; the next sweep tries again"
+    );
+}
