@@ -52,8 +52,15 @@ const LONG: Option<Duration> = Some(Duration::from_secs(30));
 async fn one_create_serves_twins_and_late_arrivals_after_the_first_caller_gave_up() {
     let gw = Gateway::start().await;
     slow_create(&gw, 5000);
-    let a = tokio::spawn(create(gw.client(), "rid-race", Some(Duration::from_secs(2))));
-    eventually("A's create reaches Atlas", || std::future::ready(posts(&gw) == 1)).await;
+    let a = tokio::spawn(create(
+        gw.client(),
+        "rid-race",
+        Some(Duration::from_secs(2)),
+    ));
+    eventually("A's create reaches Atlas", || {
+        std::future::ready(posts(&gw) == 1)
+    })
+    .await;
     let b = tokio::spawn(create(gw.client(), "rid-race", LONG));
     let a = a.await.unwrap().unwrap_err();
     assert!(
@@ -75,7 +82,10 @@ async fn a_create_whose_caller_hung_up_finishes_and_its_retry_gets_the_replay() 
     let gw = Gateway::start().await;
     slow_create(&gw, 2000);
     let a = tokio::spawn(create(gw.client(), "rid-hangup", LONG));
-    eventually("the create reaches Atlas", || std::future::ready(posts(&gw) == 1)).await;
+    eventually("the create reaches Atlas", || {
+        std::future::ready(posts(&gw) == 1)
+    })
+    .await;
     a.abort();
     assert!(a.await.unwrap_err().is_cancelled(), "the caller hung up");
     let retry = create(gw.client(), "rid-hangup", LONG).await.unwrap();
@@ -95,7 +105,10 @@ async fn a_twin_without_a_deadline_waits_request_timeout_not_the_first_callers()
     .await;
     slow_create(&gw, 8000);
     let a = tokio::spawn(create(gw.client(), "rid-twin", LONG));
-    eventually("A's create reaches Atlas", || std::future::ready(posts(&gw) == 1)).await;
+    eventually("A's create reaches Atlas", || {
+        std::future::ready(posts(&gw) == 1)
+    })
+    .await;
     let twin = create(gw.client(), "rid-twin", None).await.unwrap_err();
     assert_eq!(twin.code(), Code::DeadlineExceeded, "{twin:?}");
     a.await.unwrap().unwrap();
@@ -163,7 +176,9 @@ async fn a_claim_whose_reply_was_lost_does_not_pin_its_request_id() {
         .await
         .unwrap();
     let mut admin = redis.connection().await.unwrap();
-    let pause = redis::cmd("CLIENT").arg(["PAUSE", "60000", "WRITE"]).to_owned();
+    let pause = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "60000", "WRITE"])
+        .to_owned();
     let () = pause.query_async(&mut admin).await.unwrap();
     let err = create(gw.client(), "rid-lost", LONG).await.unwrap_err();
     let unpause = redis::cmd("CLIENT").arg("UNPAUSE").to_owned();
