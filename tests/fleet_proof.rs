@@ -7,74 +7,15 @@
 //! store is run for comparison; both rows are printed (RELIABILITY.md records them).
 mod common;
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use atlas_grpc_gateway::{
-    emulator::{Emulator, EmulatorConfig, Limits, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET},
+    emulator::{Emulator, EmulatorConfig, Limits},
     pb::atlas_gateway_client::AtlasGatewayClient,
 };
-use common::{redis_server::RedisServer, *};
+use common::{redis_server::RedisServer, sidecar::Sidecar, *};
 
-const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 const SIDECARS: usize = 24;
-
-struct Sidecar {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Sidecar {
-    /// Starts a sidecar on a loopback port 0; its log says which port it bound.
-    fn spawn(emu: &Emulator, store: Option<&str>, logs: &std::path::Path, name: &str) -> Sidecar {
-        let log = logs.join(name);
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env_clear()
-            .env("MONGODB_ATLAS_BASE_URL", emu.base_url())
-            .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
-            .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-            .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
-            // Warnings, plus the start-up line that names the bound address.
-            .env("RUST_LOG", "warn,atlas_grpc_gateway::server=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(url) = store {
-            cmd.env("ATLAS_GATEWAY_SHARED_STORE", url);
-        }
-        Sidecar {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
-    }
-
-    /// Waits for health SERVING at the address the sidecar logged.
-    async fn serving(&mut self) -> SocketAddr {
-        process::wait_serving(&mut self.child, &self.log).await
-    }
-
-    /// Kills the sidecar at once, as a crashed pod.
-    fn kill(mut self) {
-        process::signal(&self.child, "-KILL");
-        let _ = self.child.wait();
-    }
-
-    /// Stops it gracefully (drain, then revocation of its token); a failed stop fails
-    /// the test.
-    async fn drain(self) {
-        let Sidecar { child, log } = self;
-        process::signal(&child, "-TERM");
-        let (status, logged) = process::wait_exit(child, &log).await;
-        assert!(
-            status.success(),
-            "a sidecar failed to stop: {status}\n{logged}"
-        );
-    }
-}
 
 /// A pod's first calls: an idempotent CreateApiKey for `pod` and a link token; how
 /// many failed.
@@ -117,7 +58,8 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
     let url = store.map(RedisServer::url);
     let logs = tempfile::tempdir().unwrap();
     let spawn = |i: usize, gen: &str| {
-        Sidecar::spawn(&emu, url.as_deref(), logs.path(), &format!("{gen}-{i}.log"))
+        let name = format!("{gen}-{i}.log");
+        Sidecar::spawn(&emu, url.as_deref(), logs.path(), &name, &[])
     };
     let mut failed = 0;
     // Roll out: every sidecar starts, then all make their first calls together.
