@@ -146,6 +146,7 @@ impl IdempotencyCache {
     fn arrive(&self, key: Key, fingerprint: &Digest) -> Arrival {
         let mut flights = self.inner.flights.lock().expect("not poisoned");
         if let Some(record) = self.inner.records.get(&key) {
+            // Records here are answers or unknowns, never pending: the time is moot.
             return Arrival::Settled(record.verdict(fingerprint, 0));
         }
         if let Some(flight) = flights.get(&key) {
