@@ -14,7 +14,10 @@
 //! caller, org or request id shows.
 use std::{
     future::Future,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -26,6 +29,12 @@ use crate::store::{jitter, unix_ms, ProfileStore, SharedStore, StoreDown};
 const CLAIM_GRACE: Duration = Duration::from_secs(5);
 /// Pause between background attempts to write a record the store missed.
 const SETTLE_RETRY: Duration = Duration::from_millis(500);
+/// Background settles held at most (each ends when the store answers): beyond it, what
+/// the store missed is left to the rules (a claim past its end reads "unknown").
+const MAX_SETTLING: usize = 4096;
+
+/// Background settles in progress in this process.
+static SETTLING: AtomicUsize = AtomicUsize::new(0);
 
 /// One key's record in the store, as one run sees it.
 pub struct SharedRecord<'a> {
@@ -160,9 +169,13 @@ impl Settle {
 /// Retries `settle` in the background until the store takes it or the window is over,
 /// so that what the store missed does not read as a live or dead claim for long.
 fn settle_later(store: &Arc<SharedStore>, key: String, settle: Settle, window: Duration) {
+    let Some(slot) = Settling::take() else {
+        return;
+    };
     let store = Arc::clone(store);
     let give_up = Instant::now() + window;
     tokio::spawn(async move {
+        let _slot = slot;
         while Instant::now() < give_up {
             tokio::time::sleep(SETTLE_RETRY + jitter()).await;
             if settle.apply(&store, &key, window).await.is_ok() {
@@ -170,4 +183,23 @@ fn settle_later(store: &Arc<SharedStore>, key: String, settle: Settle, window: D
             }
         }
     });
+}
+
+/// One of the [`MAX_SETTLING`] background settles, given back when dropped.
+struct Settling;
+
+impl Settling {
+    fn take() -> Option<Settling> {
+        if SETTLING.fetch_add(1, Ordering::AcqRel) < MAX_SETTLING {
+            return Some(Settling);
+        }
+        SETTLING.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        SETTLING.fetch_sub(1, Ordering::AcqRel);
+    }
 }
