@@ -1,6 +1,7 @@
 //! Fleet mode against a real `redis-server` on loopback: replicas of one service account
 //! share one token, the token endpoint's back-off, `request_id` records and Atlas 429
-//! cool-downs; nothing readable lands in Redis; and a store outage fails no call.
+//! cool-downs; nothing readable lands in Redis; and a store outage fails no call but
+//! those carrying a `request_id`, which fail closed.
 mod common;
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use atlas_grpc_gateway::emulator::{Emulator, EmulatorConfig, DEMO_CLIENT_SECRET};
 use common::{
     redis_server::{free_port, RedisServer},
+    sidecar::Sidecar,
     *,
 };
 use tonic::Code;
@@ -175,25 +177,27 @@ async fn a_request_id_replays_on_another_replica_and_waits_for_one_in_flight() {
 #[tokio::test]
 async fn a_claim_left_by_a_replica_that_died_mid_call_is_never_run_again() {
     let (emu, redis) = (emulator().await, RedisServer::start().await);
-    let dying = Replica::start(&emu, |c| {
-        c.request_timeout = Duration::from_secs(1);
-        c.shared_store = Replica::store_config(&redis.url());
-    })
-    .await;
+    // The replica is a process, killed mid-call: a create whose caller merely left
+    // would run on to its end (10 s here) and leave its answer.
+    let logs = tempfile::tempdir().unwrap();
+    let budget = [("ATLAS_GATEWAY_MAX_CALL_DURATION", "10s")];
+    let url = redis.url();
+    let mut dying = Sidecar::spawn(&emu, Some(&url), logs.path(), "dying.log", &budget);
+    let addr = dying.serving().await;
     let other = Replica::with_store(&emu, &redis.url()).await;
     emu.inject(Fault::once(
         Route::CreateApiKey,
-        FaultAction::Latency { millis: 3000 },
+        FaultAction::Latency { millis: 30_000 },
     ));
-    // The call is dropped mid-flight (as when its replica is killed): its claim stays.
-    let mut c = dying.client();
+    let mut c =
+        atlas_grpc_gateway::pb::atlas_gateway_client::AtlasGatewayClient::new(channel(addr).await);
     let call = tokio::spawn(async move { c.create_api_key(keyed(DEMO_ORG_ID, "rid-dead")).await });
     eventually("the create reaches Atlas", || {
         std::future::ready(emu.counters().requests.contains_key(API_KEYS))
     })
     .await;
+    dying.kill();
     call.abort();
-    assert!(call.await.unwrap_err().is_cancelled(), "dropped mid-flight");
     // While the claim may still be running, a duplicate waits (here: past its deadline).
     let short = with_meta(
         keyed(DEMO_ORG_ID, "rid-dead"),
@@ -319,7 +323,7 @@ async fn redis_holds_no_secret_token_key_org_or_request_id_in_clear() {
 }
 
 #[tokio::test]
-async fn killing_and_restarting_redis_mid_load_fails_no_call() {
+async fn killing_and_restarting_redis_mid_load_fails_only_request_ids_and_closed() {
     let (emu, mut redis) = (emulator().await, RedisServer::start().await);
     let fleet = replicas(&emu, &redis, 2).await;
     let load = |round: usize| {
@@ -329,7 +333,11 @@ async fn killing_and_restarting_redis_mid_load_fails_no_call() {
             for i in 0..20 {
                 let mut c = clients[i % clients.len()].clone();
                 let req = keyed(DEMO_ORG_ID, &format!("r{round}-{i}"));
-                failed += usize::from(c.create_api_key(req).await.is_err());
+                // A request_id call fails closed while the store is away; nothing else fails.
+                failed += usize::from(c.create_api_key(req).await.is_err_and(|e| {
+                    (e.code(), reason(&e).as_str())
+                        != (Code::Unavailable, "SHARED_STORE_UNAVAILABLE")
+                }));
                 failed += usize::from(c.create_link_token(link_req(DEMO_ORG_ID)).await.is_err());
             }
             failed
@@ -357,7 +365,15 @@ async fn killing_and_restarting_redis_mid_load_fails_no_call() {
         async move {
             let first = a.create_api_key(keyed(DEMO_ORG_ID, &id)).await;
             let again = b.create_api_key(keyed(DEMO_ORG_ID, &id)).await;
-            first.unwrap().into_inner().api_key == again.unwrap().into_inner().api_key
+            match (first, again) {
+                (Ok(x), Ok(y)) => x.into_inner().api_key == y.into_inner().api_key,
+                // Until a replica's probe finds the store back, its request_id calls
+                // fail closed.
+                (Err(e), _) | (_, Err(e)) => {
+                    assert_eq!(reason(&e), "SHARED_STORE_UNAVAILABLE", "{e:?}");
+                    false
+                }
+            }
         }
     })
     .await;

@@ -5,76 +5,21 @@
 //! predecessor's `request_id`. With a shared store (a real redis-server): 0 failed
 //! calls, at most 2 token requests, no duplicate create. The same scenario without a
 //! store is run for comparison; both rows are printed (RELIABILITY.md records them).
+//!
+//! And "never twice" through store chaos: 2 replicas, 200 CreateApiKey calls over 50
+//! `request_id`s, callers hanging up, Redis paused, killed and restarted: 50 creates,
+//! one key per `request_id`, and no answer but that key or a retryable UNAVAILABLE.
 mod common;
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use atlas_grpc_gateway::{
-    emulator::{Emulator, EmulatorConfig, Limits, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET},
+    emulator::{Emulator, EmulatorConfig, Limits},
     pb::atlas_gateway_client::AtlasGatewayClient,
 };
-use common::{redis_server::RedisServer, *};
+use common::{redis_server::RedisServer, sidecar::Sidecar, *};
 
-const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 const SIDECARS: usize = 24;
-
-struct Sidecar {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Sidecar {
-    /// Starts a sidecar on a loopback port 0; its log says which port it bound.
-    fn spawn(emu: &Emulator, store: Option<&str>, logs: &std::path::Path, name: &str) -> Sidecar {
-        let log = logs.join(name);
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env_clear()
-            .env("MONGODB_ATLAS_BASE_URL", emu.base_url())
-            .env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
-            .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-            .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
-            // Warnings, plus the start-up line that names the bound address.
-            .env("RUST_LOG", "warn,atlas_grpc_gateway::server=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(url) = store {
-            cmd.env("ATLAS_GATEWAY_SHARED_STORE", url);
-        }
-        Sidecar {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
-    }
-
-    /// Waits for health SERVING at the address the sidecar logged.
-    async fn serving(&mut self) -> SocketAddr {
-        process::wait_serving(&mut self.child, &self.log).await
-    }
-
-    /// Kills the sidecar at once, as a crashed pod.
-    fn kill(mut self) {
-        process::signal(&self.child, "-KILL");
-        let _ = self.child.wait();
-    }
-
-    /// Stops it gracefully (drain, then revocation of its token); a failed stop fails
-    /// the test.
-    async fn drain(self) {
-        let Sidecar { child, log } = self;
-        process::signal(&child, "-TERM");
-        let (status, logged) = process::wait_exit(child, &log).await;
-        assert!(
-            status.success(),
-            "a sidecar failed to stop: {status}\n{logged}"
-        );
-    }
-}
 
 /// A pod's first calls: an idempotent CreateApiKey for `pod` and a link token; how
 /// many failed.
@@ -117,7 +62,8 @@ async fn scenario(store: Option<&RedisServer>) -> Outcome {
     let url = store.map(RedisServer::url);
     let logs = tempfile::tempdir().unwrap();
     let spawn = |i: usize, gen: &str| {
-        Sidecar::spawn(&emu, url.as_deref(), logs.path(), &format!("{gen}-{i}.log"))
+        let name = format!("{gen}-{i}.log");
+        Sidecar::spawn(&emu, url.as_deref(), logs.path(), &name, &[])
     };
     let mut failed = 0;
     // Roll out: every sidecar starts, then all make their first calls together.
@@ -189,4 +135,147 @@ async fn twenty_four_sidecars_roll_out_and_are_replaced_within_atlas_limits() {
         alone.failed_calls > 0 && alone.token_requests > 10,
         "without a store the limits bite: {alone:?}"
     );
+}
+
+/// Calls per `request_id` in the chaos proof, and how many ids.
+const CALLS_PER_ID: usize = 4;
+const IDS: usize = 50;
+
+/// What the chaos proof saw.
+#[derive(Debug, Default)]
+struct Chaos {
+    creates: u64,
+    ids_with_two_keys: usize,
+    unanswered: usize,
+    unavailable: usize,
+    other_errors: Vec<String>,
+    hung_up: usize,
+}
+
+/// One caller: CreateApiKey for `id` on `replica`; hangs up after `hang_up` when set.
+async fn chaos_call(
+    client: AtlasGatewayClient<tonic::transport::Channel>,
+    id: usize,
+    start: Duration,
+    hang_up: Option<Duration>,
+) -> Option<Result<String, tonic::Status>> {
+    tokio::time::sleep(start).await;
+    let mut client = client;
+    let mut req = key_req(DEMO_ORG_ID);
+    req.request_id = format!("chaos-{id}");
+    let call = client.create_api_key(with_meta(req, &[], Some(Duration::from_secs(20))));
+    let answer = match hang_up {
+        Some(after) => tokio::time::timeout(after, call).await.ok()?,
+        None => call.await,
+    };
+    Some(answer.map(|r| r.into_inner().api_key.unwrap().id))
+}
+
+/// 2 replicas, 200 CreateApiKey calls over 50 request_ids (random replica, a third of
+/// the callers hanging up), Redis paused (CLIENT PAUSE) in round 1 and killed and
+/// restarted (its append-only file kept) in round 2; then each id is asked until it
+/// answers. Every create is slowed (400 ms) so that hang-ups land mid-create.
+async fn chaos() -> Chaos {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_persistent(dir.path()).await;
+    let emu = Emulator::start(EmulatorConfig::default(), loopback())
+        .await
+        .unwrap();
+    emu.inject(Fault::new(
+        Route::CreateApiKey,
+        FaultAction::Latency { millis: 400 },
+    ));
+    let fleet = [
+        Replica::with_store(&emu, &redis.url()).await,
+        Replica::with_store(&emu, &redis.url()).await,
+    ];
+    let mut rng = fastrand::Rng::with_seed(20);
+    let mut seen = Chaos::default();
+    let mut keys: Vec<Vec<String>> = vec![Vec::new(); IDS];
+    let mut admin = redis.connection().await.unwrap();
+    for round in 0..CALLS_PER_ID {
+        let calls: Vec<_> = (0..IDS)
+            .map(|id| {
+                let client = fleet[rng.usize(0..2)].client();
+                let start = Duration::from_millis(rng.u64(0..1500));
+                let hang_up = (rng.u8(0..3) == 0).then(|| Duration::from_millis(rng.u64(0..600)));
+                tokio::spawn(chaos_call(client, id, start, hang_up))
+            })
+            .collect();
+        match round {
+            0 => {
+                let pause = redis::cmd("CLIENT").arg(&["PAUSE", "1000"]).to_owned();
+                let () = pause.query_async(&mut admin).await.unwrap();
+            }
+            1 => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                redis.kill();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                redis.restart().await;
+            }
+            _ => {}
+        }
+        for (id, call) in calls.into_iter().enumerate() {
+            match call.await.unwrap() {
+                None => seen.hung_up += 1,
+                Some(Ok(key)) => keys[id].push(key),
+                Some(Err(e)) if reason(&e) == "SHARED_STORE_UNAVAILABLE" => seen.unavailable += 1,
+                Some(Err(e)) => seen
+                    .other_errors
+                    .push(format!("{:?} {}", e.code(), reason(&e))),
+            }
+        }
+    }
+    for (id, keys) in keys.iter_mut().enumerate() {
+        // Retried (as UNAVAILABLE asks) until it answers; the bound only turns a hang
+        // into a failure.
+        for turn in 0..600 {
+            let call = chaos_call(fleet[turn % 2].client(), id, Duration::ZERO, None);
+            match call.await.expect("the final callers wait") {
+                Ok(key) => {
+                    keys.push(key);
+                    break;
+                }
+                Err(e) if reason(&e) == "SHARED_STORE_UNAVAILABLE" => {}
+                Err(e) => {
+                    seen.other_errors
+                        .push(format!("{:?} {}", e.code(), reason(&e)));
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        keys.sort();
+        keys.dedup();
+    }
+    seen.ids_with_two_keys = keys.iter().filter(|k| k.len() > 1).count();
+    seen.unanswered = keys.iter().filter(|k| k.is_empty()).count();
+    seen.creates = emu.counters().api_keys_created;
+    for r in fleet {
+        r.stop().await;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_creates_over_fifty_request_ids_through_store_chaos_make_fifty_keys() {
+    let seen = chaos().await;
+    println!("| Atlas creates | request_ids with two keys | request_ids never answered | SHARED_STORE_UNAVAILABLE answers | other errors | hung up |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} |",
+        seen.creates,
+        seen.ids_with_two_keys,
+        seen.unanswered,
+        seen.unavailable,
+        seen.other_errors.len(),
+        seen.hung_up
+    );
+    assert_eq!(seen.creates, IDS as u64, "{seen:?}");
+    assert_eq!(
+        (seen.ids_with_two_keys, seen.unanswered),
+        (0, 0),
+        "{seen:?}"
+    );
+    assert!(seen.other_errors.is_empty(), "{seen:?}");
 }

@@ -20,13 +20,14 @@ use crate::{
     atlas::client::{AtlasClient, CallContext},
     atlas::error::AtlasError,
     config::{Config, Profile},
-    idempotency::{request_digest, Digest, IdempotencyCache, Key, Outcome},
+    idempotency::{
+        request_digest, shared::SharedRecord, Digest, Finished, IdempotencyCache, Key, Outcome,
+    },
     pb::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
         DeleteLinkTokenRequest, DeleteLinkTokenResponse, ListApiKeysRequest, ListApiKeysResponse,
     },
-    store::{idem, ProfileStore},
 };
 
 /// The `atlas.gateway.v1.AtlasGateway` implementation.
@@ -118,71 +119,81 @@ impl GatewayService {
         }
         // Boxed: the idempotency path (records, the shared store) would otherwise make
         // every call's future, which tonic moves into its own box, that much larger.
-        Box::pin(self.once::<R>(call, &ctx, &req, &request_id)).await
+        Box::pin(self.once::<R>(call, req, &request_id)).await
     }
 
-    /// A call with a `request_id`: at most once per window (AIP-155), here or fleet-wide.
+    /// A call with a `request_id`: at most once per window (AIP-155), here or fleet-wide;
+    /// this caller waits for the one run until its own deadline.
     async fn once<R: Rpc>(
         &self,
         call: &Call,
-        ctx: &CallContext<'_>,
-        req: &R::Request,
+        req: R::Request,
         request_id: &str,
     ) -> Result<R::Response, Failure> {
         let caller = call.caller.as_ref().map_or("", |c| &c.0);
         let key = Key::new(&call.profile, caller, call.method, request_id);
-        // The response this call made itself, kept so that it is not decoded back from
-        // the bytes recorded for replays.
-        let made = std::sync::Mutex::new(None);
-        let fresh = || async {
-            let response = timed(call, R::call(&self.atlas, ctx, req)).await?;
-            let bytes = Bytes::from(response.encode_to_vec());
-            *made.lock().expect("not poisoned") = Some(response);
-            Ok(bytes)
-        };
-        let digest = request_digest(req);
-        let (bytes, outcome) = match self.atlas.shared(&call.profile) {
-            Some(shared) => self.once_shared(shared, call, key, digest, fresh).await?,
-            None => self.replays.run(key, digest, fresh).await?,
-        };
+        let fingerprint = request_digest(&req);
+        let run = self.run_once::<R>(call, req, key, fingerprint);
+        let started = Instant::now();
+        let (bytes, outcome) = self
+            .replays
+            .run(key, fingerprint, call.deadline, run)
+            .await?;
+        if outcome == Outcome::Fresh {
+            call.upstream_took(started.elapsed());
+        }
         call.flush_upstream();
         call.span.record("replayed", outcome == Outcome::Replayed);
-        match made.into_inner().expect("not poisoned") {
-            Some(response) => Ok(response),
-            None => Ok(R::Response::decode(bytes).expect("a response this gateway encoded")),
-        }
+        Ok(R::Response::decode(bytes).expect("a response this gateway encoded"))
     }
 
-    /// AIP-155 across the fleet: the record lives in the shared store (see
-    /// `store::idem`); the in-process cache when the store cannot be used.
-    async fn once_shared<F, Fut>(
+    /// The one run of a `request_id`, detached from its caller: it owns what it needs,
+    /// and its Atlas part is bounded by `max_call_duration`, not the caller's deadline,
+    /// so a create whose caller left still ends with an answer to record.
+    fn run_once<R: Rpc>(
         &self,
-        shared: &ProfileStore,
         call: &Call,
+        req: R::Request,
         key: Key,
-        digest: Digest,
-        fresh: F,
-    ) -> Result<(Bytes, Outcome), Failure>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Bytes, Failure>>,
-    {
-        let ran = idem::run_once(
-            shared,
-            key.as_ref(),
-            &digest,
-            self.window,
-            call.deadline,
-            fresh,
-        );
-        match ran.await {
-            Ok(idem::Shared::Ran(result)) => result.map(|b| (b, Outcome::Fresh)),
-            Ok(idem::Shared::Replayed(b)) => Ok((b, Outcome::Replayed)),
-            Ok(idem::Shared::Reused) => Err(Failure::RequestIdReused),
-            Ok(idem::Shared::OutcomeUnknown) => Err(Failure::RequestOutcomeUnknown),
-            Ok(idem::Shared::TimedOut) => Err(Failure::Atlas(AtlasError::Timeout)),
-            Err(fresh) => self.replays.run(key, digest, fresh).await,
+        fingerprint: Digest,
+    ) -> impl std::future::Future<Output = Finished<Failure>> + Send + 'static {
+        let atlas = Arc::clone(&self.atlas);
+        let (owner, window) = (self.replays.owner(), self.window);
+        let end = Instant::now() + self.max_call_duration;
+        let (profile, org_id) = (call.profile.clone(), call.org_id.clone());
+        let (request_id, trace) = (call.request_id.clone(), call.trace.clone());
+        async move {
+            let ctx = CallContext {
+                profile: &profile,
+                org_id: &org_id,
+                request_id: &request_id,
+                deadline: end,
+                trace: &trace,
+            };
+            let atlas_call = async {
+                let answer = tokio::time::timeout_at(end.into(), R::call(&atlas, &ctx, &req));
+                match answer
+                    .await
+                    .unwrap_or(Err(Failure::Atlas(AtlasError::Timeout)))
+                {
+                    Ok(r) => Finished::Answered(Bytes::from(r.encode_to_vec()), Outcome::Fresh),
+                    Err(f) if f.outcome_unknown() => Finished::Unknown(f),
+                    Err(f) => Finished::Failed(f),
+                }
+            };
+            let Some(store) = atlas.shared(&profile) else {
+                return atlas_call.await;
+            };
+            let record = SharedRecord {
+                store,
+                owner,
+                key: &key,
+                fingerprint,
+                window,
+            };
+            record.run_once(end, atlas_call).await
         }
+        .instrument(call.span.clone())
     }
 
     /// The call's profile, with its RPC and org policy applied.

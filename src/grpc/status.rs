@@ -16,7 +16,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::{
     atlas::{error::AtlasError, Operation},
-    idempotency::RequestIdReused,
+    idempotency::Refused,
     validate::{self, Violation},
 };
 
@@ -60,9 +60,12 @@ pub enum Failure {
     RequestIdReused,
     /// The gateway is draining or overloaded.
     Overloaded,
-    /// A replica stopped while running this `request_id` (shared store): the create may
-    /// or may not have reached Atlas, so it is not run again.
+    /// The first run of this `request_id` ended without an answer (no reply from Atlas,
+    /// or its replica stopped): the create may or may not exist, so it is not run again.
     RequestOutcomeUnknown,
+    /// The shared store could not claim or read this `request_id`'s record: Atlas was
+    /// not called (fleet idempotency fails closed).
+    SharedStoreUnavailable,
     /// Atlas (or the way to it) failed.
     Atlas(AtlasError),
     /// `CreateApiKey` created key `api_key_id`, but adding its access list failed with
@@ -85,9 +88,14 @@ impl From<AtlasError> for Failure {
     }
 }
 
-impl From<RequestIdReused> for Failure {
-    fn from(_: RequestIdReused) -> Self {
-        Failure::RequestIdReused
+impl From<Refused> for Failure {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Reused => Failure::RequestIdReused,
+            Refused::OutcomeUnknown => Failure::RequestOutcomeUnknown,
+            Refused::TimedOut => Failure::Atlas(AtlasError::Timeout),
+            Refused::StoreUnavailable => Failure::SharedStoreUnavailable,
+        }
     }
 }
 
@@ -98,6 +106,20 @@ impl Failure {
             Failure::Atlas(e) | Failure::AccessListFailed { error: e, .. } => Some(e),
             _ => None,
         }
+    }
+
+    /// Whether a create that failed this way may exist in Atlas all the same: no answer
+    /// came after the request may have been sent, or a 2xx answer could not be read.
+    /// Its `request_id` must not run again.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Failure::Atlas(
+                AtlasError::Timeout
+                    | AtlasError::Unreachable { sent: true, .. }
+                    | AtlasError::BadResponse { .. }
+            )
+        )
     }
 }
 
@@ -179,11 +201,21 @@ impl Failure {
                 )
             }
             Failure::RequestOutcomeUnknown => {
-                let msg = "a gateway replica stopped while running this request_id, so the create may or may not exist in Atlas; check the org, then retry with a new request_id".to_string();
+                let msg = "the first call with this request_id ended without an answer from Atlas (or its gateway replica stopped), so the create may or may not exist in Atlas; check the org, then retry with a new request_id".to_string();
                 (
                     Code::Aborted,
                     msg,
                     "REQUEST_OUTCOME_UNKNOWN".into(),
+                    GATEWAY_DOMAIN,
+                )
+            }
+            Failure::SharedStoreUnavailable => {
+                d.set_retry_info(Some(Duration::from_secs(1)));
+                let msg = "the shared store cannot record this request_id right now, so it was not sent to Atlas; retry shortly".to_string();
+                (
+                    Code::Unavailable,
+                    msg,
+                    "SHARED_STORE_UNAVAILABLE".into(),
                     GATEWAY_DOMAIN,
                 )
             }

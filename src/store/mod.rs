@@ -9,7 +9,6 @@
 //! timeout each. Key names and sealing live in [`seal`]; it never logs the store URL's
 //! password, a key's plaintext parts or a value.
 pub mod cooldown;
-pub mod idem;
 pub mod seal;
 pub mod sweep;
 pub mod token;

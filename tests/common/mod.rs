@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod redis_server;
+pub mod sidecar;
 
 use std::{net::SocketAddr, time::Duration};
 

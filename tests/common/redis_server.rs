@@ -22,6 +22,8 @@ const STARTUP: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where a persistent server keeps its append-only file.
+    persist: Option<std::path::PathBuf>,
 }
 
 /// A loopback port nothing listens on at the moment of asking.
@@ -43,13 +45,29 @@ impl RedisServer {
     pub async fn start_on(ports: impl IntoIterator<Item = u16>) -> RedisServer {
         let mut failures = Vec::new();
         for port in ports {
-            let mut server = RedisServer { port, child: None };
+            let mut server = RedisServer {
+                port,
+                child: None,
+                persist: None,
+            };
             match server.spawn().await {
                 Ok(()) => return server,
                 Err(why) => failures.push(format!("port {port}: {why}")),
             }
         }
         panic!("redis-server did not start: {}", failures.join("; "));
+    }
+
+    /// A server that keeps its data across `kill` and `restart` (an append-only file in
+    /// `dir`, written through on every command), as a store deployed with persistence.
+    pub async fn start_persistent(dir: &std::path::Path) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            persist: Some(dir.to_path_buf()),
+        };
+        server.restart().await;
+        server
     }
 
     /// `redis://127.0.0.1:PORT/0`
@@ -62,7 +80,18 @@ impl RedisServer {
     async fn spawn(&mut self) -> Result<(), String> {
         let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--protected-mode", "no"])
+            .args(match &self.persist {
+                Some(dir) => vec![
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--dir",
+                    dir.to_str().unwrap(),
+                ],
+                None => vec!["--appendonly", "no"],
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -126,3 +126,26 @@ fn gateway_errors_use_the_gateway_domain() {
     let s = Failure::from(AtlasError::Timeout).into_status(&ctx());
     assert_eq!(s.code(), Code::DeadlineExceeded);
 }
+
+#[test]
+fn a_store_that_cannot_record_a_request_id_is_retryable_in_a_second() {
+    let s = Failure::from(Refused::StoreUnavailable).into_status(&ctx());
+    assert_eq!(s.code(), Code::Unavailable);
+    let d = s.get_error_details();
+    assert_eq!(d.error_info().unwrap().reason, "SHARED_STORE_UNAVAILABLE");
+    let delay = d.retry_info().unwrap().retry_delay;
+    assert_eq!(delay, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn only_failures_without_an_answer_leave_the_outcome_unknown() {
+    let unreachable = |sent| AtlasError::Unreachable {
+        detail: "reset".into(),
+        sent,
+    };
+    assert!(Failure::from(AtlasError::Timeout).outcome_unknown());
+    assert!(Failure::from(unreachable(true)).outcome_unknown());
+    assert!(!Failure::from(unreachable(false)).outcome_unknown());
+    assert!(!failure(503, None, None).outcome_unknown());
+    assert!(!Failure::SharedStoreUnavailable.outcome_unknown());
+}
