@@ -65,6 +65,9 @@ pub async fn serve(
         Some(c) => Some(SharedStore::new(c).map_err(ServeError::Store)?),
         None => None,
     };
+    if let Some(store) = &store {
+        store.check_at_start().await;
+    }
     let atlas = AtlasClient::new(&config, store)?;
     let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();

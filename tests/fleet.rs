@@ -2,6 +2,8 @@
 //! share one token, the token endpoint's back-off, `request_id` records and Atlas 429
 //! cool-downs; nothing readable lands in Redis; and a store outage fails no call.
 mod common;
+#[path = "fleet/store_guards.rs"]
+mod store_guards;
 
 use std::time::Duration;
 

@@ -6,8 +6,10 @@
 //! timeout; a failure counts in `atlas_gateway_shared_store_errors_total`, logs one
 //! warning per outage, and makes callers fall back to in-process state; while the store
 //! is down only one probe per `PROBE_INTERVAL` reaches it, so calls do not pay a
-//! timeout each. Key names and sealing live in [`seal`]; it never logs the store URL's
-//! password, a key's plaintext parts or a value.
+//! timeout each; `atlas_gateway_shared_store_up` says whether it answers (a `PING` at
+//! start, then each operation). Key names and sealing live in [`seal`]; it never logs
+//! the store URL's password, a key's plaintext parts or a value. [`StoreConfig`] refuses
+//! URLs that would void the store's guarantees.
 pub mod cooldown;
 pub mod idem;
 pub mod seal;
@@ -34,6 +36,9 @@ const OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// While the store is down, at most one operation per interval tries it.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Bound on the start-up `PING` (connect, TLS, `AUTH` and the answer).
+const START_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Deletes `KEYS[1]` only while it still holds `ARGV[1]` (lock release, compare-and-set).
 const DELETE_IF_EQUAL: &str = r#"
 if redis.call("GET", KEYS[1]) == ARGV[1] then
@@ -57,11 +62,14 @@ pub const DEFAULT_PREFIX: &str = "atlas-gw";
 
 impl StoreConfig {
     /// `redis://` or `rediss://` with a host; the prefix is a plain word (it goes inside
-    /// a Redis Cluster hash tag). `Ok(None)`: no store. The URL is never echoed whole:
-    /// it may hold a password.
+    /// a Redis Cluster hash tag). Refused: `rediss://…#insecure` (no certificate
+    /// check), and `redis://` to a host off this machine unless `allow_plaintext` (the
+    /// password and every value would cross the network in clear). `Ok(None)`: no
+    /// store. The URL is never echoed whole: it may hold a password.
     pub fn from_settings(
         url: Option<String>,
         prefix: Option<String>,
+        allow_plaintext: bool,
     ) -> Result<Option<StoreConfig>, String> {
         let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
         let prefix_ok = !prefix.is_empty()
@@ -77,19 +85,41 @@ impl StoreConfig {
         let Some(url) = url.filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        match reqwest::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
-                Ok(Some(StoreConfig {
-                    url: Secret::new(url),
-                    prefix,
-                }))
-            }
-            _ => Err(format!(
-                "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {})",
-                redact_url(&url)
-            )),
+        let shown = redact_url(&url);
+        let parsed = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "redis" | "rediss") && u.host().is_some());
+        let Some(parsed) = parsed else {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {shown})"
+            ));
+        };
+        if parsed.scheme() == "rediss" && parsed.fragment() == Some("insecure") {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store: #insecure turns off the store's certificate check; remove it and give the store a certificate this host trusts (got {shown})"
+            ));
         }
+        if parsed.scheme() == "redis" && !is_loopback(&parsed) && !allow_plaintext {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store: redis:// to a host off this machine sends the password and every value in clear; use rediss://, or opt out with --allow-plaintext-shared-store / ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE=true (got {shown})"
+            ));
+        }
+        Ok(Some(StoreConfig {
+            url: Secret::new(url),
+            prefix,
+        }))
     }
+}
+
+/// Whether the URL's host is this machine (`localhost` or a loopback address).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn redacted<S: serde::Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -150,6 +180,31 @@ impl SharedStore {
             next_probe_ms: AtomicU64::new(0),
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
         }))
+    }
+
+    /// Sends one `PING` at start on a connection of its own, so a failure has a known
+    /// cause. Answered: `atlas_gateway_shared_store_up 1`. Not: one WARN line naming
+    /// the cause (auth, TLS, refused, timeout), the gauge at 0, and the store marked down
+    /// (the first operation probes it again). Never fails the start.
+    pub async fn check_at_start(&self) {
+        let ping = async {
+            let mut c = self.client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        };
+        let cause = match tokio::time::timeout(START_PING_TIMEOUT, ping).await {
+            Ok(Ok(_)) => {
+                m::shared_store_up(true);
+                return;
+            }
+            Ok(Err(e)) => failure_cause(&e, self.client.get_connection_info()),
+            Err(_) => "timeout",
+        };
+        m::shared_store_up(false);
+        m::shared_store_error("ping");
+        self.down.store(true, Ordering::Release);
+        tracing::warn!(prefix = %self.prefix, cause,
+            "shared store did not answer PING at start ({}); going on with in-process state until it answers",
+            explain(cause));
     }
 
     /// The namespace every key starts with.
@@ -256,6 +311,7 @@ impl SharedStore {
 
     fn answered(&self) {
         if self.down.swap(false, Ordering::AcqRel) {
+            m::shared_store_up(true);
             tracing::warn!(prefix = %self.prefix, "shared store answers again; sharing state with the fleet");
         }
     }
@@ -267,6 +323,7 @@ impl SharedStore {
             Ordering::Release,
         );
         if !self.down.swap(true, Ordering::AcqRel) {
+            m::shared_store_up(false);
             tracing::warn!(prefix = %self.prefix, operation = op, error = why,
                 "shared store unavailable; going on with in-process state until it answers");
         }
@@ -306,6 +363,41 @@ impl SharedStore {
             store: Arc::clone(self),
             sealer: seal::Sealer::new(&self.prefix, &identity, secret.expose()),
         })
+    }
+}
+
+/// Why a connection or `PING` failed, as one word: `auth`, `tls`, `refused`, `timeout`
+/// or `error`.
+fn failure_cause(e: &redis::RedisError, info: &redis::ConnectionInfo) -> &'static str {
+    let tls_url = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    let rustls = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .filter_map(|e| e.downcast_ref::<std::io::Error>()?.get_ref())
+    .any(|inner| inner.is::<tokio_rustls::rustls::Error>());
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        "auth"
+    } else if e.is_connection_refusal() {
+        "refused"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if rustls || (tls_url && e.is_io_error()) {
+        "tls"
+    } else {
+        "error"
+    }
+}
+
+/// What an operator should check for each cause.
+fn explain(cause: &str) -> &'static str {
+    match cause {
+        "auth" => "authentication refused: check the URL's user and password",
+        "tls" => "TLS handshake failed: check rediss:// against a TLS port and the store's certificate",
+        "refused" => "connection refused: check the host and port, and that the store runs",
+        "timeout" => "no answer in time: check the network path to the store",
+        _ => "the store answered PING with an error",
     }
 }
 
