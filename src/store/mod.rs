@@ -191,13 +191,14 @@ impl SharedStore {
             let mut c = self.client.get_multiplexed_async_connection().await?;
             redis::cmd("PING").query_async::<String>(&mut c).await
         };
+        let info = self.client.get_connection_info();
         let cause = match tokio::time::timeout(START_PING_TIMEOUT, ping).await {
             Ok(Ok(_)) => {
                 m::shared_store_up(true);
                 return;
             }
-            Ok(Err(e)) => failure_cause(&e, self.client.get_connection_info()),
-            Err(_) => "timeout",
+            Ok(Err(e)) if !e.is_timeout() => failure_cause(&e, info),
+            Ok(Err(_)) | Err(_) => silence_cause(info.addr()).await,
         };
         m::shared_store_up(false);
         m::shared_store_error("ping");
@@ -366,8 +367,8 @@ impl SharedStore {
     }
 }
 
-/// Why a connection or `PING` failed, as one word: `auth`, `tls`, `refused`, `timeout`
-/// or `error`.
+/// Why a connection or `PING` failed with an error (not a time-out), as one word:
+/// `auth`, `tls`, `refused` or `error`.
 fn failure_cause(e: &redis::RedisError, info: &redis::ConnectionInfo) -> &'static str {
     let tls_url = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
     let rustls = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
@@ -381,12 +382,27 @@ fn failure_cause(e: &redis::RedisError, info: &redis::ConnectionInfo) -> &'stati
         "auth"
     } else if e.is_connection_refusal() {
         "refused"
-    } else if e.is_timeout() {
-        "timeout"
     } else if rustls || (tls_url && e.is_io_error()) {
         "tls"
     } else {
         "error"
+    }
+}
+
+/// Why a connection or `PING` got no answer in time: `refused` or `timeout` as a plain
+/// TCP connect finds, and `tls` when TCP connects but the `rediss://` handshake never
+/// finished (e.g. a TLS client at a plaintext port).
+async fn silence_cause(addr: &redis::ConnectionAddr) -> &'static str {
+    let (host, port, tls) = match addr {
+        redis::ConnectionAddr::Tcp(host, port) => (host, *port, false),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => (host, *port, true),
+        _ => return "timeout",
+    };
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(START_PING_TIMEOUT, connect).await {
+        Ok(Ok(_)) if tls => "tls",
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+        _ => "timeout",
     }
 }
 
