@@ -316,15 +316,27 @@ fn a_network_listener_without_caller_authentication_refuses_to_start() {
     assert_eq!(tls_only.status.code(), Some(64));
 }
 
+/// Environment variables for one run.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 #[test]
 fn settings_that_would_void_a_store_or_idempotency_guarantee_refuse_to_start() {
     let store = "ATLAS_GATEWAY_SHARED_STORE";
     let window = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW";
     let longest = ("ATLAS_GATEWAY_MAX_CALL_DURATION", "5m");
-    let refused: [(&[(&str, &str)], &str); 5] = [
-        (&[(store, "rediss://gw:pw-1@redis.internal:6380/0#insecure")], "#insecure"),
-        (&[(store, "redis://gw:pw-1@redis.internal:6379/0")], "--allow-plaintext-shared-store"),
-        (&[(store, "redis://gw:pw-1@10.1.2.3:6379/0")], "ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE=true"),
+    let refused: [(Env, &str); 5] = [
+        (
+            &[(store, "rediss://gw:pw-1@redis.internal:6380/0#insecure")],
+            "#insecure",
+        ),
+        (
+            &[(store, "redis://gw:pw-1@redis.internal:6379/0")],
+            "--allow-plaintext-shared-store",
+        ),
+        (
+            &[(store, "redis://gw:pw-1@10.1.2.3:6379/0")],
+            "ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE=true",
+        ),
         (&[(window, "0s")], "idempotency_window"),
         (&[(window, "5m 4s"), longest], "max_call_duration + 5s"),
     ];
@@ -335,14 +347,24 @@ fn settings_that_would_void_a_store_or_idempotency_guarantee_refuse_to_start() {
         assert_eq!(out.status.code(), Some(64), "{env:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(names), "{names} not in {stderr}");
-        assert!(!stderr.contains("pw-1") && !stderr.contains("s3cret"), "{stderr}");
+        assert!(
+            !stderr.contains("pw-1") && !stderr.contains("s3cret"),
+            "{stderr}"
+        );
     }
     let id = ("MONGODB_ATLAS_CLIENT_ID", "id");
     let plaintext = (store, "redis://10.1.2.3:6379/0");
-    let accepted: [(&[&str], &[(&str, &str)]); 5] = [
+    let accepted: [(&[&str], Env); 5] = [
         (&[], &[id, (store, "redis://localhost:6379/0")]),
         (&[], &[id, (store, "rediss://gw:pw@redis.internal:6380/0")]),
-        (&[], &[id, plaintext, ("ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE", "true")]),
+        (
+            &[],
+            &[
+                id,
+                plaintext,
+                ("ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE", "true"),
+            ],
+        ),
         (&["--allow-plaintext-shared-store"], &[id, plaintext]),
         (&[], &[id, (window, "5m 5s"), longest]),
     ];

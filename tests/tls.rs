@@ -314,7 +314,7 @@ async fn refused_handshakes_are_logged_once_per_peer_and_reason_and_all_counted(
     let series =
         |reason: &str| format!("atlas_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}}");
     eventually("every refusal is counted", || {
-        let (url, expected) = (url.clone(), expected.clone());
+        let url = url.clone();
         async move {
             let text = reqwest::get(url).await.unwrap().text().await.unwrap();
             expected

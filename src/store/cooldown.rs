@@ -194,7 +194,10 @@ mod tests {
     /// A message as `start` publishes it, `ms` from now, signed by `p`.
     fn message(p: &ProfileStore, key: &str, ms: u64) -> String {
         let until = (unix_ms() + ms).to_string();
-        format!("{key} {until} {}", p.sealer.sign(&message_parts(key, &until)))
+        format!(
+            "{key} {until} {}",
+            p.sealer.sign(&message_parts(key, &until))
+        )
     }
 
     #[test]

@@ -410,7 +410,9 @@ async fn silence_cause(addr: &redis::ConnectionAddr) -> &'static str {
 fn explain(cause: &str) -> &'static str {
     match cause {
         "auth" => "authentication refused: check the URL's user and password",
-        "tls" => "TLS handshake failed: check rediss:// against a TLS port and the store's certificate",
+        "tls" => {
+            "TLS handshake failed: check rediss:// against a TLS port and the store's certificate"
+        }
         "refused" => "connection refused: check the host and port, and that the store runs",
         "timeout" => "no answer in time: check the network path to the store",
         _ => "the store answered PING with an error",

