@@ -51,7 +51,7 @@ pub(super) fn describe_metrics() {
     );
     describe_gauge!(
         "atlas_gateway_shared_store_up",
-        "1 when the shared store answered the last PING, 0 when it did not"
+        "1 when the shared store answered its last PING or operation, 0 when that failed"
     );
     describe_counter!(
         "atlas_gateway_digest_challenges_total",
