@@ -242,6 +242,9 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         args.shared_store_prefix
             .clone()
             .or(file.shared_store_prefix),
+        args.allow_plaintext_shared_store
+            .or(file.allow_plaintext_shared_store)
+            .unwrap_or(false),
     )
     .map_err(ConfigError)?;
     let api_version = args
@@ -330,7 +333,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     {
         return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), require caller tokens (caller_token_envs) or mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
     }
-    Ok(Config {
+    let config = Config {
         listen,
         allow_unauthenticated_network,
         metrics_listen,
@@ -377,7 +380,26 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
                 .clone()
                 .or(file.lease_sweep_interval),
         )?,
-    })
+    };
+    check_idempotency_window(&config)?;
+    Ok(config)
+}
+
+/// Margin an idempotency claim outlives the longest call by.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
+/// Refuses an `idempotency_window` that a call could outlive: its claim would expire
+/// mid-call and a retry would create a second time.
+fn check_idempotency_window(config: &Config) -> Result<(), ConfigError> {
+    let least = config.max_call_duration + CLAIM_MARGIN;
+    if config.idempotency_window < least {
+        return err(format!(
+            "idempotency_window ({}) must be at least max_call_duration + 5s ({}): a request_id claim must outlive the call it guards",
+            humantime::format_duration(config.idempotency_window),
+            humantime::format_duration(least)
+        ));
+    }
+    Ok(())
 }
 
 fn check_url(what: &str, url: &str) -> Result<String, ConfigError> {

@@ -62,6 +62,9 @@ pub async fn serve(
         Some(c) => Some(SharedStore::new(c).map_err(ServeError::Store)?),
         None => None,
     };
+    if let Some(store) = &store {
+        store.check_at_start().await;
+    }
     let atlas = AtlasClient::new(&config, store)?;
     let _sweeper = crate::lease::sweeper::start(&config, Arc::clone(&atlas));
     let service = GatewayService::new(&config, Arc::clone(&atlas));

@@ -1,6 +1,7 @@
 //! Configuration as the binary reads it (`serve --check-config`): flag > environment >
 //! TOML file for every setting, as one table, and the start-up refusal of a network
-//! listener without caller authentication.
+//! listener without caller authentication and of settings that void a guarantee of the
+//! shared store or of idempotency.
 use std::{
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -124,9 +125,9 @@ const ROWS: &[Row] = &[
         "--idempotency-window",
         "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW",
         r#"idempotency_window = "{}""#,
-        ["1m", "2m", "3m"],
+        ["6m", "7m", "8m"],
         "/idempotency_window",
-        ["60000ms", "120000ms", "180000ms"],
+        ["360000ms", "420000ms", "480000ms"],
     ),
     row(
         "--request-timeout",
@@ -313,6 +314,65 @@ fn a_network_listener_without_caller_authentication_refuses_to_start() {
     // TLS without client certificates does not authenticate callers.
     let tls_only = check_config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &sa, None);
     assert_eq!(tls_only.status.code(), Some(64));
+}
+
+/// Environment variables for one run.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn settings_that_would_void_a_store_or_idempotency_guarantee_refuse_to_start() {
+    let store = "ATLAS_GATEWAY_SHARED_STORE";
+    let window = "ATLAS_GATEWAY_IDEMPOTENCY_WINDOW";
+    let longest = ("ATLAS_GATEWAY_MAX_CALL_DURATION", "5m");
+    let refused: [(Env, &str); 5] = [
+        (
+            &[(store, "rediss://gw:pw-1@redis.internal:6380/0#insecure")],
+            "#insecure",
+        ),
+        (
+            &[(store, "redis://gw:pw-1@redis.internal:6379/0")],
+            "--allow-plaintext-shared-store",
+        ),
+        (
+            &[(store, "redis://gw:pw-1@10.1.2.3:6379/0")],
+            "ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE=true",
+        ),
+        (&[(window, "0s")], "idempotency_window"),
+        (&[(window, "5m 4s"), longest], "max_call_duration + 5s"),
+    ];
+    for (env, names) in refused {
+        let env = [&[("MONGODB_ATLAS_CLIENT_ID", "id")], env].concat();
+        let out = check_config(&[], &env, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(names), "{names} not in {stderr}");
+        assert!(
+            !stderr.contains("pw-1") && !stderr.contains("s3cret"),
+            "{stderr}"
+        );
+    }
+    let id = ("MONGODB_ATLAS_CLIENT_ID", "id");
+    let plaintext = (store, "redis://10.1.2.3:6379/0");
+    let accepted: [(&[&str], Env); 5] = [
+        (&[], &[id, (store, "redis://localhost:6379/0")]),
+        (&[], &[id, (store, "rediss://gw:pw@redis.internal:6380/0")]),
+        (
+            &[],
+            &[
+                id,
+                plaintext,
+                ("ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE", "true"),
+            ],
+        ),
+        (&["--allow-plaintext-shared-store"], &[id, plaintext]),
+        (&[], &[id, (window, "5m 5s"), longest]),
+    ];
+    for (args, env) in accepted {
+        let out = check_config(args, env, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} {env:?}: {stderr}");
+    }
 }
 
 /// Every way the CLI prints to stdout, with the pipe's reader gone before it writes (as

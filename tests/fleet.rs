@@ -3,6 +3,8 @@
 //! cool-downs; nothing readable lands in Redis; and a store outage fails no call but
 //! those carrying a `request_id`, which fail closed.
 mod common;
+#[path = "fleet/store_guards.rs"]
+mod store_guards;
 
 use std::time::Duration;
 

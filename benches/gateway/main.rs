@@ -37,8 +37,8 @@
 //!   matrix (with the Digest scenario and the variants), the floor comparison, the memory
 //!   bursts. `BENCH_FLOOR_ROUNDS` (default 3, smoke 1): interleaved floor/gateway rounds.
 //!   `BENCH_FLOOR_DOCKER` (default 1): add the Dockerfile row (JSON logs, metrics on).
-//!   `BENCH_SHARED_STORE` (default 1): the `shared store` row (`shared_store.rs`; needs
-//!   `redis-server`, skipped with a message without it).
+//!   `BENCH_SHARED_STORE` (default 1): the `shared store` row (`shared_store.rs`; a
+//!   real Redis-protocol server from the test harness).
 //! - `BENCH_CHILD_WRAPPER`: a command to run the gateway and floor children under (e.g.
 //!   `valgrind --tool=callgrind`), and `BENCH_CALLS_PER_CALLER`: exactly that many calls
 //!   per caller and cell, no warm-up; see `scripts/callgrind.sh`. `BENCH_GATEWAY_BIN`: another
@@ -217,7 +217,7 @@ async fn run(s: Settings) {
         false => None,
     };
     let shared_store = match s.shared_store {
-        true => shared_store::run(&bench).await,
+        true => Some(shared_store::run(&bench).await),
         false => None,
     };
     let inflight = match s.memory {

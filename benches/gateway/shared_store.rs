@@ -4,9 +4,9 @@
 //! free loopback port), the cells interleaved like the floor's. Reports the CPU per call
 //! ratio (target ≤ 1.1×) and the p50 difference (target ≤ 50 µs), and reads Redis's
 //! `INFO commandstats` before and after the cells: a call whose token is held locally
-//! sends Redis no command, so the count must stay 0. Skipped, with a message, when
-//! `redis-server` is not installed.
-use std::{collections::BTreeMap, process::Command, sync::Arc};
+//! sends Redis no command, so the count must stay 0. The server comes from the test
+//! harness (`tests/common/redis_server.rs`: the `PATH`, else a fetched `valkey-server`).
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::{json, Value};
 
@@ -34,14 +34,6 @@ pub struct SharedStoreRow {
     /// was in use.
     setup: BTreeMap<String, u64>,
     pub json: Value,
-}
-
-/// Whether `redis-server` can be started here.
-fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Commands processed so far, by name (`INFO commandstats`: `cmdstat_get:calls=3,...`).
@@ -78,13 +70,9 @@ fn concurrencies(all: &[usize]) -> Vec<usize> {
     }
 }
 
-/// Runs the row; `None` (after saying why) when `redis-server` is not installed.
-pub async fn run(bench: &Bench<'_>) -> Option<SharedStoreRow> {
+/// Runs the row (the test harness provides the Redis-protocol server).
+pub async fn run(bench: &Bench<'_>) -> SharedStoreRow {
     let s = bench.settings;
-    if !redis_installed() {
-        println!("\n## {SCENARIO}: skipped (redis-server is not installed; `apt-get install redis-server`)");
-        return None;
-    }
     bench.emulator.clear_faults();
     let redis = RedisServer::start().await;
     let shipped = |name: &str| GatewaySpec::shipped(bench.dir.join(name));
@@ -137,7 +125,7 @@ pub async fn run(bench: &Bench<'_>) -> Option<SharedStoreRow> {
         .collect();
     let row = SharedStoreRow::new(rows, commands, setup);
     row.print();
-    Some(row)
+    row
 }
 
 impl SharedStoreRow {

@@ -131,7 +131,7 @@ impl AtlasClient {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let upstreams = config
+        let upstreams: HashMap<_, Upstream> = config
             .profiles
             .values()
             .map(|p| {
@@ -149,6 +149,10 @@ impl AtlasClient {
                 (p.name.clone(), upstream)
             })
             .collect();
+        let cooldowns = Cooldowns::new(
+            store.as_ref(),
+            upstreams.values().filter_map(|u| u.shared.clone()),
+        );
         Ok(Arc::new(Self {
             http,
             upstreams,
@@ -159,7 +163,7 @@ impl AtlasClient {
             .expect("config validated the API version (YYYY-MM-DD)"),
             max_response_bytes: config.max_response_bytes,
             backoff: Backoff::default(),
-            cooldowns: Cooldowns::new(store.as_ref()),
+            cooldowns,
             lease_orgs: LeaseOrgs::default(),
         }))
     }

@@ -87,6 +87,17 @@ pub struct ServeArgs {
     /// Prefer the environment variable or the file: a flag value shows in `ps`.
     #[arg(long, env = "ATLAS_GATEWAY_SHARED_STORE", hide_env_values = true)]
     pub shared_store: Option<String>,
+    /// Allow a plaintext `redis://` shared store on a non-loopback host (its password
+    /// and every value would cross the network in clear).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE",
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_plaintext_shared_store: Option<bool>,
     /// Namespace of this fleet's keys in the shared store (default atlas-gw).
     #[arg(
         long,
@@ -124,6 +135,7 @@ pub(super) struct FileConfig {
     pub(super) revoke_url: Option<String>,
     pub(super) shared_store: Option<String>,
     pub(super) shared_store_prefix: Option<String>,
+    pub(super) allow_plaintext_shared_store: Option<bool>,
     pub(super) api_version: Option<String>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) idempotency_window: Option<String>,

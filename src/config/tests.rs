@@ -176,7 +176,7 @@ fn shared_store_from_env_or_file_printed_without_its_password() {
         shown.contains("rediss://gw:***@redis.internal:6380/2"),
         "{shown}"
     );
-    let file = "shared_store = \"redis://r:6379\"\nshared_store_prefix = \"team-a\"";
+    let file = "shared_store = \"redis://127.0.0.1:6379\"\nshared_store_prefix = \"team-a\"";
     let c = load(&ServeArgs::default(), Some(file), SA).unwrap();
     assert_eq!(c.shared_store.unwrap().prefix, "team-a");
     assert!(load(&ServeArgs::default(), None, SA)

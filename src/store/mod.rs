@@ -6,9 +6,12 @@
 //! timeout; a failure counts in `atlas_gateway_shared_store_errors_total`, logs one
 //! warning per outage, and makes callers fall back to in-process state; while the store
 //! is down only one probe per `PROBE_INTERVAL` reaches it, so calls do not pay a
-//! timeout each. Key names and sealing live in [`seal`]; it never logs the store URL's
-//! password, a key's plaintext parts or a value.
+//! timeout each; `atlas_gateway_shared_store_up` says whether it answers (a `PING` at
+//! start, then each operation). Key names and sealing live in [`seal`]; it never logs
+//! the store URL's password, a key's plaintext parts or a value. [`StoreConfig`] refuses
+//! URLs that would void the store's guarantees.
 pub mod cooldown;
+mod ping;
 pub mod seal;
 pub mod sweep;
 pub mod token;
@@ -57,11 +60,14 @@ pub const DEFAULT_PREFIX: &str = "atlas-gw";
 
 impl StoreConfig {
     /// `redis://` or `rediss://` with a host; the prefix is a plain word (it goes inside
-    /// a Redis Cluster hash tag). `Ok(None)`: no store. The URL is never echoed whole:
-    /// it may hold a password.
+    /// a Redis Cluster hash tag). Refused: `rediss://…#insecure` (no certificate
+    /// check), and `redis://` to a host off this machine unless `allow_plaintext` (the
+    /// password and every value would cross the network in clear). `Ok(None)`: no
+    /// store. The URL is never echoed whole: it may hold a password.
     pub fn from_settings(
         url: Option<String>,
         prefix: Option<String>,
+        allow_plaintext: bool,
     ) -> Result<Option<StoreConfig>, String> {
         let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
         let prefix_ok = !prefix.is_empty()
@@ -77,19 +83,41 @@ impl StoreConfig {
         let Some(url) = url.filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        match reqwest::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
-                Ok(Some(StoreConfig {
-                    url: Secret::new(url),
-                    prefix,
-                }))
-            }
-            _ => Err(format!(
-                "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {})",
-                redact_url(&url)
-            )),
+        let shown = redact_url(&url);
+        let parsed = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "redis" | "rediss") && u.host().is_some());
+        let Some(parsed) = parsed else {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store must be redis://[user:password@]host:port[/db] or rediss://... (got {shown})"
+            ));
+        };
+        if parsed.scheme() == "rediss" && parsed.fragment() == Some("insecure") {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store: #insecure turns off the store's certificate check; remove it and give the store a certificate this host trusts (got {shown})"
+            ));
         }
+        if parsed.scheme() == "redis" && !is_loopback(&parsed) && !allow_plaintext {
+            return Err(format!(
+                "ATLAS_GATEWAY_SHARED_STORE / --shared-store: redis:// to a host off this machine sends the password and every value in clear; use rediss://, or opt out with --allow-plaintext-shared-store / ATLAS_GATEWAY_ALLOW_PLAINTEXT_SHARED_STORE=true (got {shown})"
+            ));
+        }
+        Ok(Some(StoreConfig {
+            url: Secret::new(url),
+            prefix,
+        }))
     }
+}
+
+/// Whether the URL's host is this machine (`localhost` or a loopback address).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn redacted<S: serde::Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
@@ -256,6 +284,7 @@ impl SharedStore {
 
     fn answered(&self) {
         if self.down.swap(false, Ordering::AcqRel) {
+            m::shared_store_up(true);
             tracing::warn!(prefix = %self.prefix, "shared store answers again; sharing state with the fleet");
         }
     }
@@ -267,6 +296,7 @@ impl SharedStore {
             Ordering::Release,
         );
         if !self.down.swap(true, Ordering::AcqRel) {
+            m::shared_store_up(false);
             tracing::warn!(prefix = %self.prefix, operation = op, error = why,
                 "shared store unavailable; going on with in-process state until it answers");
         }

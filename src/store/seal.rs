@@ -1,10 +1,13 @@
-//! Per-profile key material for the shared store: key names that reveal nothing, and
-//! AEAD sealing of values. Both come from one HKDF-SHA256 of the profile's own secret,
+//! Per-profile key material for the shared store: key names that reveal nothing, AEAD
+//! sealing of values, and MACs on the plain messages replicas exchange (cool-downs, the
+//! token-endpoint pause). All come from one HKDF-SHA256 of the profile's own secret,
 //! so a Redis reader without the service-account secret (or API private key) can
-//! neither read a value nor tell which account, org or request a key belongs to.
+//! neither read a value, tell which account, org or request a key belongs to, nor
+//! forge a message another replica accepts.
 //!
 //! It must never put a secret, token, org id or request id in a key name, and never
-//! return a value that fails authentication.
+//! return a value or accept a message that fails authentication.
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chacha20poly1305::{
     aead::{Aead, AeadCore, KeyInit, OsRng, Payload},
     XChaCha20Poly1305, XNonce,
@@ -19,6 +22,7 @@ const NONCE_LEN: usize = 24;
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
     names: [u8; 32],
+    messages: [u8; 32],
     /// `{prefix:profile-hash}`: the Redis Cluster hash tag shared by the profile's keys.
     tag: String,
 }
@@ -30,16 +34,44 @@ impl Sealer {
         let hk = Hkdf::<Sha256>::new(Some(identity.as_bytes()), secret.as_bytes());
         let mut seal = [0u8; 32];
         let mut names = [0u8; 32];
-        hk.expand(b"atlas-gw v1 seal", &mut seal)
-            .expect("32 bytes is a valid HKDF-SHA256 length");
-        hk.expand(b"atlas-gw v1 names", &mut names)
-            .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut messages = [0u8; 32];
+        for (info, out) in [
+            (&b"atlas-gw v1 seal"[..], &mut seal),
+            (b"atlas-gw v1 names", &mut names),
+            (b"atlas-gw v1 messages", &mut messages),
+        ] {
+            hk.expand(info, out)
+                .expect("32 bytes is a valid HKDF-SHA256 length");
+        }
         let profile = hex(&mac(&names, &[b"profile"])[..12]);
         Self {
             cipher: XChaCha20Poly1305::new(&seal.into()),
             names,
+            messages,
             tag: format!("{{{prefix}:{profile}}}"),
         }
+    }
+
+    /// `{prefix:profile}`: how every key of this profile starts.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The MAC of a message made of `parts` (base64url): proof that a replica holding
+    /// this profile's secret sent it.
+    pub fn sign(&self, parts: &[&[u8]]) -> String {
+        URL_SAFE_NO_PAD.encode(mac(&self.messages, parts))
+    }
+
+    /// Whether `signature` is [`Self::sign`] of `parts` (compared in constant time).
+    pub fn verify(&self, parts: &[&[u8]], signature: &str) -> bool {
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.messages)
+            .expect("HMAC takes any key length");
+        update(&mut m, parts);
+        m.verify_slice(&signature).is_ok()
     }
 
     /// `{prefix:profile}:<kind>` (one per profile, e.g. the token).
@@ -97,11 +129,16 @@ impl Sealer {
 
 fn mac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    update(&mut m, parts);
+    m.finalize().into_bytes().into()
+}
+
+/// Feeds `parts` to `m`, each after its length (so no two part lists collide).
+fn update(m: &mut Hmac<Sha256>, parts: &[&[u8]]) {
     for p in parts {
         m.update(&(p.len() as u64).to_be_bytes());
         m.update(p);
     }
-    m.finalize().into_bytes().into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -128,6 +165,11 @@ mod tests {
         let other = Sealer::new("atlas-gw", "https://x/api/oauth/token\0client-1", "rotated");
         assert_eq!(other.open(&key, &sealed), None);
         assert_ne!(other.key("token"), s.key("token"));
+        let signature = s.sign(&[b"cooldown", b"k", b"123"]);
+        assert!(s.verify(&[b"cooldown", b"k", b"123"], &signature));
+        assert!(!s.verify(&[b"cooldown", b"k", b"124"], &signature));
+        assert!(!other.verify(&[b"cooldown", b"k", b"123"], &signature));
+        assert!(!s.verify(&[b"cooldown", b"k", b"123"], "not base64 !"));
         assert_eq!(
             Sealer::new("atlas-gw", "https://x/api/oauth/token\0client-1", "s3cret").key("token"),
             s.key("token")

@@ -3,11 +3,20 @@
 //! fleet-wide pause of the token endpoint after a 429, and the compare-and-set that a
 //! 401 uses to drop exactly the token it saw. Who fetches when is decided by the token
 //! source (`atlas::auth::oauth`); this file only speaks to the store.
+//!
+//! The pause is `<unix ms until> <MAC>` by the profile's derived key, and at most
+//! [`MAX_PAUSE`]: a pause set by anyone without the profile's secret is ignored and
+//! counted (`atlas_gateway_shared_store_rejected_total`), so it cannot stop token
+//! fetches fleet-wide.
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
 use super::{unix_ms, ProfileStore, StoreDown};
+use crate::telemetry::metrics as m;
+
+/// Longest token-endpoint pause honoured.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
 
 /// Longer than one token request may take (its timeout is 10 s): a holder that died
 /// frees the lock after this.
@@ -123,26 +132,48 @@ impl TokenSlot {
             .await;
     }
 
-    /// Time left before any replica may ask the token endpoint again.
+    /// Time left before any replica may ask the token endpoint again (at most
+    /// [`MAX_PAUSE`]); a stored pause that does not verify is ignored and counted.
     pub async fn paused_for(&self) -> Result<Option<Duration>, StoreDown> {
-        let until = self
-            .shared
-            .store
-            .get(&self.pause_key)
-            .await?
-            .and_then(|v| String::from_utf8(v).ok()?.parse::<u64>().ok());
+        let Some(value) = self.shared.store.get(&self.pause_key).await? else {
+            return Ok(None);
+        };
+        let verified = std::str::from_utf8(&value)
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(until, mac)| {
+                let parts = pause_parts(&self.pause_key, until);
+                self.shared.sealer.verify(&parts, mac)
+            })
+            .and_then(|(until, _)| until.parse::<u64>().ok());
+        let Some(until) = verified else {
+            m::shared_store_rejected("token_pause", "unverified");
+            return Ok(None);
+        };
         Ok(until
-            .and_then(|u| u.checked_sub(unix_ms()))
+            .checked_sub(unix_ms())
             .filter(|ms| *ms > 0)
-            .map(Duration::from_millis))
+            .map(|ms| Duration::from_millis(ms).min(MAX_PAUSE)))
     }
 
-    /// Pauses token requests for every replica (after a 429 or the token cap).
+    /// Pauses token requests for every replica (after a 429 or the token cap), for at
+    /// most [`MAX_PAUSE`].
     pub async fn pause(&self, wait: Duration) -> Result<(), StoreDown> {
-        let until = unix_ms() + wait.as_millis() as u64;
+        let wait = wait.min(MAX_PAUSE);
+        let until = (unix_ms() + wait.as_millis() as u64).to_string();
+        let mac = self
+            .shared
+            .sealer
+            .sign(&pause_parts(&self.pause_key, &until));
         self.shared
             .store
-            .set(&self.pause_key, until.to_string().as_bytes(), wait)
+            .set(&self.pause_key, format!("{until} {mac}").as_bytes(), wait)
             .await
     }
+}
+
+/// What the pause's MAC covers (its key, so a value copied under another profile's
+/// key does not verify there).
+fn pause_parts<'a>(key: &'a str, until: &'a str) -> [&'a [u8]; 3] {
+    [b"token-pause", key.as_bytes(), until.as_bytes()]
 }

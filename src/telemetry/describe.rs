@@ -46,6 +46,14 @@ pub(super) fn describe_metrics() {
         "Shared store operations that failed or timed out (the call went on in process)"
     );
     describe_counter!(
+        "atlas_gateway_shared_store_rejected_total",
+        "Shared store cool-down messages and token-endpoint pauses ignored: unverified (bad MAC) or full (1,024 cool-downs held)"
+    );
+    describe_gauge!(
+        "atlas_gateway_shared_store_up",
+        "1 when the shared store answered its last PING or operation, 0 when that failed"
+    );
+    describe_counter!(
         "atlas_gateway_digest_challenges_total",
         "HTTP Digest challenges answered, by profile"
     );

@@ -144,6 +144,18 @@ pub fn shared_store_error(operation: &'static str) {
         .increment(1);
 }
 
+/// A shared-store message or value failed authentication, or did not fit its bound, and
+/// was ignored. `kind`: `cooldown` or `token_pause`; `reason`: `unverified` or `full`.
+pub fn shared_store_rejected(kind: &'static str, reason: &'static str) {
+    ::metrics::counter!("atlas_gateway_shared_store_rejected_total", "kind" => kind, "reason" => reason)
+        .increment(1);
+}
+
+/// Whether the shared store answered its last `PING` (1) or not (0).
+pub fn shared_store_up(up: bool) {
+    ::metrics::gauge!("atlas_gateway_shared_store_up").set(if up { 1.0 } else { 0.0 });
+}
+
 /// A Digest challenge was answered.
 pub fn digest_challenge(profile: &str) {
     if off() {

