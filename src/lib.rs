@@ -8,7 +8,8 @@
 //! gRPC status with details). Around it: [`config`] (flags, env, TOML), [`telemetry`]
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
 //! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`listen`] (accepting on the listeners it runs itself), [`idempotency`] (AIP-155), [`page_token`]
-//! (AIP-158), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
+//! (AIP-158), [`callers`] (who calls, bound to which profiles), [`audit`] (the
+//! tamper-evident audit trail), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
 //! [`cli`] (subcommands).
 //!
 //! # Features
@@ -17,6 +18,8 @@
 //! `serve`. Production builds leave it out (`cargo build --release --no-default-features`,
 //! as the Dockerfile does), and with it axum and the Digest server side.
 pub mod atlas;
+pub mod audit;
+pub mod callers;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "emulator")]

@@ -1,6 +1,6 @@
 //! The `Rpc` trait: what one RPC is, and nothing else. Its request and response types,
-//! how to validate the request, any per-request policy, its AIP-155 `request_id`, and
-//! its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
+//! how to validate the request, what policy and the audit trail need from it, its
+//! AIP-155 `request_id`, and its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
 //! through the same path (metadata, validation, profile and policy, idempotency, Atlas,
 //! answer), so an RPC never repeats that path. The RPCs themselves are in [`super::rpcs`].
 use std::{future::Future, sync::Arc};
@@ -11,7 +11,7 @@ use crate::{
         client::{AtlasClient, CallContext},
         Operation,
     },
-    config::Profile,
+    audit::ObjectIds,
     pb::{
         CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
         ListApiKeysRequest,
@@ -57,9 +57,18 @@ pub trait Rpc: Send + Sync + 'static {
     /// Every rule the request breaks, all at once; nothing is sent when any is broken.
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>>;
 
-    /// Policy beyond the profile's orgs and RPCs (the roles a create may grant).
-    fn authorize(_req: &Self::Request, _profile: &Profile) -> Result<(), Failure> {
-        Ok(())
+    /// True for an RPC that changes nothing in Atlas (no audit records).
+    const READ_ONLY: bool = false;
+
+    /// The roles the request would grant (`OrgRole` values), for policy.
+    fn roles(_req: &Self::Request) -> &[i32] {
+        &[]
+    }
+
+    /// The ids of what the call created or deleted, for its audit `end` record (the
+    /// response when it succeeded). Never a secret.
+    fn audit_ids(_req: &Self::Request, _resp: Option<&Self::Response>) -> ObjectIds {
+        ObjectIds::default()
     }
 
     /// Takes the AIP-155 `request_id` out of the request (empty: none, or the RPC has
