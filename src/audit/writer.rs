@@ -221,8 +221,9 @@ impl Sink {
 type Resumed = Option<(u64, String)>;
 
 fn open_file(path: &Path) -> Result<(Sink, Resumed), String> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
+    // Write-only: opened for reading too, a FIFO would be its own reader and never
+    // refuse a write. The last line is read through a handle of its own.
+    let file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
@@ -230,15 +231,16 @@ fn open_file(path: &Path) -> Result<(Sink, Resumed), String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let (regular, len) = (meta.is_file(), meta.len());
     let resumed = match regular && len > 0 {
-        true => Some(last_line(&mut file, len)?),
+        true => Some(last_line(path, len)?),
         false => None,
     };
     Ok((Sink::File { file, regular, len }, resumed))
 }
 
-fn last_line(file: &mut File, len: u64) -> Result<(u64, String), String> {
+fn last_line(path: &Path, len: u64) -> Result<(u64, String), String> {
     let from = len.saturating_sub(MAX_LINE);
     let mut tail = Vec::new();
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
     (file.seek(SeekFrom::Start(from)))
         .and_then(|_| file.read_to_end(&mut tail))
         .map_err(|e| e.to_string())?;
