@@ -336,7 +336,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
             args,
             file.allow_plaintext_caller_tokens,
             listen,
-            &tls,
+            tls.as_ref(),
             &callers,
         )?,
         audit_log: args
@@ -358,7 +358,7 @@ fn plaintext_tokens(
     args: &ServeArgs,
     file: Option<bool>,
     listen: SocketAddr,
-    tls: &Option<TlsConfig>,
+    tls: Option<&TlsConfig>,
     callers: &[Caller],
 ) -> Result<bool, ConfigError> {
     let allowed = args.allow_plaintext_caller_tokens.or(file).unwrap_or(false);

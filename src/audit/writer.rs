@@ -168,7 +168,7 @@ impl Chain {
     fn write(&mut self, records: &[(&'static str, &Body)]) -> io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 512);
         let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        for (event, body) in records.iter() {
+        for (event, body) in records {
             let time = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
             let start = buf.len();
             let line = Line {
@@ -237,6 +237,11 @@ fn open_file(path: &Path) -> Result<(Sink, Resumed), String> {
     Ok((Sink::File { file, regular, len }, resumed))
 }
 
+#[derive(serde::Deserialize)]
+struct LastSeq {
+    seq: u64,
+}
+
 fn last_line(path: &Path, len: u64) -> Result<(u64, String), String> {
     let from = len.saturating_sub(MAX_LINE);
     let mut tail = Vec::new();
@@ -253,11 +258,7 @@ fn last_line(path: &Path, len: u64) -> Result<(u64, String), String> {
         None => return Err("its last line is longer than 64 KiB".into()),
     };
     let line = &body[start..];
-    #[derive(serde::Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    let last: Seq = serde_json::from_slice(line)
+    let last: LastSeq = serde_json::from_slice(line)
         .map_err(|_| "its last line is not an audit record with a seq".to_string())?;
     Ok((last.seq, hex::encode(Sha256::digest(line))))
 }
