@@ -145,6 +145,21 @@ fn build_one(
     })
 }
 
+/// Bearer tokens in clear on a network: a non-loopback listener without TLS whose
+/// callers send tokens is refused, unless `allowed` (a mesh that encrypts pod traffic).
+pub fn refuse_plaintext_tokens(
+    listen: std::net::SocketAddr,
+    tls: bool,
+    callers: &[Caller],
+    allowed: bool,
+) -> Result<(), String> {
+    let tokens = callers.iter().any(|c| c.token.is_some());
+    if tokens && !tls && !listen.ip().is_loopback() && !allowed {
+        return Err(format!("refusing to serve {listen} without TLS: callers send bearer tokens, which would cross the network in clear. Serve TLS (--tls-cert, --tls-key) or, where the network encrypts pod traffic (a service mesh), opt out with --allow-plaintext-caller-tokens / ATLAS_GATEWAY_ALLOW_PLAINTEXT_CALLER_TOKENS=true"));
+    }
+    Ok(())
+}
+
 /// Who a call comes from, as [`CallerAuth`] established it (a request extension).
 #[derive(Clone, Debug)]
 pub struct CallerIdentity {

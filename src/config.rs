@@ -296,6 +296,12 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     if !listen.ip().is_loopback() && callers.is_empty() && !mtls && !allow_unauthenticated_network {
         return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), declare callers ([callers.NAME]) or require mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
     }
+    let allow_plaintext_caller_tokens = (args.allow_plaintext_caller_tokens)
+        .or(file.allow_plaintext_caller_tokens)
+        .unwrap_or(false);
+    let tls_on = tls.is_some();
+    callers::refuse_plaintext_tokens(listen, tls_on, &callers, allow_plaintext_caller_tokens)
+        .map_err(ConfigError)?;
     Ok(Config {
         listen,
         allow_unauthenticated_network,
@@ -332,13 +338,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
             "max_response_bytes",
             file.max_response_bytes.unwrap_or(1024 * 1024),
         )?,
-        allow_plaintext_caller_tokens: plaintext_tokens(
-            args,
-            file.allow_plaintext_caller_tokens,
-            listen,
-            tls.as_ref(),
-            &callers,
-        )?,
+        allow_plaintext_caller_tokens,
         audit_log: args
             .audit_log
             .clone()
@@ -350,23 +350,6 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         profiles,
         shared_store,
     })
-}
-
-/// Bearer tokens in clear on a network: refused on a non-loopback plaintext listener,
-/// unless opted out (a mesh that encrypts pod traffic). The opt-out's value.
-fn plaintext_tokens(
-    args: &ServeArgs,
-    file: Option<bool>,
-    listen: SocketAddr,
-    tls: Option<&TlsConfig>,
-    callers: &[Caller],
-) -> Result<bool, ConfigError> {
-    let allowed = args.allow_plaintext_caller_tokens.or(file).unwrap_or(false);
-    let tokens = callers.iter().any(|c| c.token.is_some());
-    if tokens && tls.is_none() && !listen.ip().is_loopback() && !allowed {
-        return err(format!("refusing to serve {listen} without TLS: callers send bearer tokens, which would cross the network in clear. Serve TLS (--tls-cert, --tls-key) or, where the network encrypts pod traffic (a service mesh), opt out with --allow-plaintext-caller-tokens / ATLAS_GATEWAY_ALLOW_PLAINTEXT_CALLER_TOKENS=true"));
-    }
-    Ok(allowed)
 }
 
 fn check_url(what: &str, url: &str) -> Result<String, ConfigError> {
