@@ -24,9 +24,11 @@ use crate::{
 
 mod profile;
 mod sources;
+mod transport;
 use profile::{build_profile, ProfileDefaults};
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
 use sources::{FileConfig, FileProfile};
+pub use transport::{TransportArgs, TransportLimits};
 
 /// Atlas's public base URL.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
@@ -157,6 +159,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Fleet mode: state shared through Redis; `None` keeps it in process.
     pub shared_store: Option<StoreConfig>,
+    /// Limits on every gRPC connection and request.
+    pub transport: TransportLimits,
 }
 
 mod secs {
@@ -203,6 +207,7 @@ impl Config {
 }
 
 fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+    let transport = TransportLimits::from_settings(&args.transport, &file)?;
     let base_url = args
         .base_url
         .clone()
@@ -349,6 +354,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         default_profile,
         profiles,
         shared_store,
+        transport,
     })
 }
 

@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{LogFormat, TlsConfig};
+use super::{LogFormat, TlsConfig, TransportArgs};
 
 /// Values from flags and environment (clap fills these; `None` = not given).
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// Validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Limits on every gRPC connection and request.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// The TOML file's shape.
@@ -138,6 +141,16 @@ pub(super) struct FileConfig {
     pub(super) audit_log: Option<String>,
     pub(super) max_concurrency: Option<usize>,
     pub(super) max_response_bytes: Option<usize>,
+    // Transport limits (`transport`).
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_concurrent_streams: Option<u32>,
+    pub(super) max_local_error_reset_streams: Option<usize>,
+    pub(super) max_header_list_bytes: Option<u32>,
+    pub(super) max_request_bytes: Option<usize>,
+    pub(super) preface_timeout: Option<String>,
+    pub(super) tcp_keepalive: Option<String>,
+    pub(super) http2_keepalive_interval: Option<String>,
+    pub(super) http2_keepalive_timeout: Option<String>,
     pub(super) tls: Option<TlsConfig>,
     /// Names of environment variables holding caller bearer tokens (callers allowed
     /// every profile; `callers` says more).

@@ -54,6 +54,10 @@ pub(super) fn describe_metrics() {
         "TLS handshakes the gRPC listener refused or lost, by reason"
     );
     describe_counter!(
+        "atlas_gateway_connections_refused_total",
+        "New gRPC connections closed at once because max_connections were open"
+    );
+    describe_counter!(
         "atlas_gateway_policy_denied_total",
         "Calls refused by policy, by caller and field (x-atlas-profile, rpc, org_id, roles)"
     );
