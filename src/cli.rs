@@ -1,4 +1,4 @@
-//! Command line: `serve`, `dev`, `emulator`, `healthcheck`. Parses arguments, builds the
+//! Command line: `serve`, `dev`, `emulator`, `healthcheck`, `audit-verify`. Parses arguments, builds the
 //! validated `Config` before binding any socket, and runs the chosen subcommand. Bad
 //! configuration prints one line and exits with status 64 (EX_USAGE); stdout closed by its
 //! reader ends the process quietly ([`print_line`]). `dev` and `emulator` exist only with
@@ -35,6 +35,12 @@ pub enum Command {
     Emulator(crate::emulator::EmulatorArgs),
     /// Exit 0 when the local gateway answers grpc.health.v1 SERVING, 1 otherwise.
     Healthcheck(HealthcheckArgs),
+    /// Check an audit file's chain: `ok: N records` and exit 0, or the first bad line
+    /// and exit 1.
+    AuditVerify {
+        /// The audit file (JSON Lines, as --audit-log writes it).
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +101,7 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Healthcheck(args) => healthcheck(args).await,
+            Command::AuditVerify { path } => audit_verify(&path),
         }
     })
 }
@@ -112,6 +119,28 @@ async fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     server::run_gateway(config).await
+}
+
+/// `audit-verify PATH`: exit 0 when the chain holds, 1 at the first bad line, 74
+/// (EX_IOERR) when the file cannot be opened.
+fn audit_verify(path: &std::path::Path) -> ExitCode {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot read {}: {e}", path.display());
+            return ExitCode::from(EX_IOERR as u8);
+        }
+    };
+    match crate::audit::verify::verify(std::io::BufReader::new(file)) {
+        Ok(n) => {
+            print_line(&format!("ok: {n} records"));
+            ExitCode::SUCCESS
+        }
+        Err(bad) => {
+            print_line(&format!("bad: {bad}"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit status when stdout cannot be written for another reason than a gone reader

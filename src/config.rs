@@ -14,7 +14,13 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{secret::Secret, store::StoreConfig, validate};
+use crate::{
+    audit::AuditTarget,
+    callers::{self, Caller},
+    secret::Secret,
+    store::StoreConfig,
+    validate,
+};
 
 mod lease;
 mod profile;
@@ -101,16 +107,6 @@ pub struct Profile {
     pub lease: LeasePolicy,
 }
 
-/// One caller bearer token; its name (the environment variable it came from) is the
-/// caller's identity in logs and idempotency records.
-#[derive(Clone, Debug, Serialize)]
-pub struct CallerToken {
-    /// The environment variable the token came from.
-    pub name: String,
-    /// The token.
-    pub token: Secret,
-}
-
 /// TLS for the gRPC listener. With `client_ca`, callers must present a certificate (mTLS).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TlsConfig {
@@ -154,8 +150,13 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// TLS (and mTLS) for the listener; `None`: plaintext.
     pub tls: Option<TlsConfig>,
-    /// Static bearer tokens callers must present (`authorization: Bearer ...`); empty = off.
-    pub caller_tokens: Vec<CallerToken>,
+    /// The callers (`crate::callers`): who may call, how each proves it, which
+    /// profiles each may use; empty: caller authentication off (`anonymous`).
+    pub callers: Vec<Caller>,
+    /// Serve bearer-token callers on a non-loopback address without TLS (opt-out).
+    pub allow_plaintext_caller_tokens: bool,
+    /// The audit trail of calls that change Atlas; `None`: off.
+    pub audit_log: Option<AuditTarget>,
     /// The profile used when a call names none.
     pub default_profile: String,
     /// Profiles by name.
@@ -275,17 +276,6 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         (None, None) if args.tls_client_ca.is_none() => file.tls,
         _ => return err("TLS needs both --tls-cert and --tls-key"),
     };
-    let mut caller_tokens = Vec::new();
-    for name in &file.caller_token_envs {
-        match env.var(name) {
-            Some(v) => caller_tokens.push(CallerToken {
-                name: name.clone(),
-                token: Secret::new(v),
-            }),
-            None => return err(format!("caller_token_envs names {name}, which is not set")),
-        }
-    }
-
     let defaults = ProfileDefaults {
         base_url: &base_url,
         token_url: token_url.as_deref(),
@@ -317,6 +307,10 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         profiles.insert(p.name.clone(), p);
     }
 
+    let mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let names = profiles.keys().map(String::as_str).collect();
+    let callers = callers::build(file.callers, &file.caller_token_envs, &names, mtls, env)
+        .map_err(ConfigError)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -325,14 +319,15 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         .allow_unauthenticated_network
         .or(file.allow_unauthenticated_network)
         .unwrap_or(false);
-    let mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    if !listen.ip().is_loopback()
-        && caller_tokens.is_empty()
-        && !mtls
-        && !allow_unauthenticated_network
-    {
-        return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), require caller tokens (caller_token_envs) or mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
+    if !listen.ip().is_loopback() && callers.is_empty() && !mtls && !allow_unauthenticated_network {
+        return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), declare callers ([callers.NAME]) or require mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
     }
+    let allow_plaintext_caller_tokens = (args.allow_plaintext_caller_tokens)
+        .or(file.allow_plaintext_caller_tokens)
+        .unwrap_or(false);
+    let tls_on = tls.is_some();
+    callers::refuse_plaintext_tokens(listen, tls_on, &callers, allow_plaintext_caller_tokens)
+        .map_err(ConfigError)?;
     let config = Config {
         listen,
         allow_unauthenticated_network,
@@ -369,8 +364,14 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
             "max_response_bytes",
             file.max_response_bytes.unwrap_or(1024 * 1024),
         )?,
+        allow_plaintext_caller_tokens,
+        audit_log: args
+            .audit_log
+            .clone()
+            .or(file.audit_log)
+            .map(AuditTarget::from),
         tls,
-        caller_tokens,
+        callers,
         default_profile,
         profiles,
         shared_store,

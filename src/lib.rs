@@ -9,7 +9,8 @@
 //! (tracing, metrics), [`otel`] (OpenTelemetry spans, OTLP export), [`server`] (health,
 //! reflection, shutdown, signals), [`tls`] (the TLS listener, refused handshakes), [`listen`] (accepting on the listeners it runs itself), [`idempotency`] (AIP-155), [`page_token`]
 //! (AIP-158), [`lease`] (API keys that expire by themselves: the marker and the
-//! sweeper), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
+//! sweeper), [`callers`] (who calls, bound to which profiles), [`audit`] (the
+//! tamper-evident audit trail), [`store`] (fleet mode: state shared through Redis), [`secret`] (redaction),
 //! [`cli`] (subcommands).
 //!
 //! # Features
@@ -18,6 +19,8 @@
 //! `serve`. Production builds leave it out (`cargo build --release --no-default-features`,
 //! as the Dockerfile does), and with it axum and the Digest server side.
 pub mod atlas;
+pub mod audit;
+pub mod callers;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "emulator")]

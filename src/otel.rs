@@ -122,8 +122,9 @@ pub struct CallTrace {
 }
 
 impl CallTrace {
-    /// Continues the caller's trace (if it sent `traceparent`) with a server span.
-    pub fn start(metadata: &MetadataMap, method: &'static str) -> Self {
+    /// Continues the caller's trace (if it sent `traceparent`) with a server span
+    /// (`enduser.id`: the caller's name).
+    pub fn start(metadata: &MetadataMap, method: &'static str, caller: &str) -> Self {
         let tracer = TRACER.get();
         if tracer.is_none() && metadata.get("traceparent").is_none() {
             return Self::default();
@@ -141,6 +142,7 @@ impl CallTrace {
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", SERVICE_NAME),
                 KeyValue::new("rpc.method", method),
+                KeyValue::new("enduser.id", caller.to_string()),
             ])
             .start_with_context(tracer, &parent);
         let trace_id = Some(span.span_context().trace_id());

@@ -1,25 +1,24 @@
 //! The gRPC server: the gateway service plus `grpc.health.v1.Health` and server
-//! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS (handshakes in [`crate::tls`]) and caller
-//! bearer tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
+//! reflection (v1 and v1alpha, for grpcurl 1.8), optional TLS/mTLS (handshakes in [`crate::tls`]), caller
+//! authentication ([`crate::callers`]), the audit trail ([`crate::audit`]), a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
 mod closing;
 mod limits;
 mod routes;
 
-use std::{
-    collections::HashMap, future::Future, net::SocketAddr, pin::Pin, process::ExitCode, sync::Arc,
-};
+use std::{future::Future, net::SocketAddr, pin::Pin, process::ExitCode, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{service::interceptor::InterceptedService, Code, Request, Status};
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     atlas::client::AtlasClient,
-    config::{CallerToken, Config},
-    grpc::{call::CallerIdentity, service::GatewayService, status::GATEWAY_DOMAIN},
+    audit::AuditLog,
+    callers::CallerAuth,
+    config::Config,
+    grpc::service::GatewayService,
     pb::{atlas_gateway_server::AtlasGatewayServer, FILE_DESCRIPTOR_SET},
     store::{redact_url, SharedStore},
     telemetry,
@@ -50,6 +49,9 @@ pub enum ServeError {
     /// The shared store could not be set up.
     #[error("shared store setup failed: {0}")]
     Store(String),
+    /// The audit log could not be opened or its `open` line written.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::OpenError),
 }
 
 /// Serves until `shutdown` resolves, then drains for at most `config.shutdown_grace`.
@@ -65,9 +67,13 @@ pub async fn serve(
     if let Some(store) = &store {
         store.check_at_start().await;
     }
+    let audit = (config.audit_log.as_ref())
+        .map(AuditLog::open)
+        .transpose()?;
+    crate::callers::warn_flat(&config.callers);
     let atlas = AtlasClient::new(&config, store)?;
     let _sweeper = crate::lease::sweeper::start(&config, Arc::clone(&atlas));
-    let service = GatewayService::new(&config, Arc::clone(&atlas));
+    let service = GatewayService::new(&config, Arc::clone(&atlas), audit);
     let (reporter, health) = tonic_health::server::health_reporter();
     let max_request = config.transport.max_request_bytes;
     let health = health.max_decoding_message_size(max_request);
@@ -103,13 +109,13 @@ pub async fn serve(
     // Calls still running when revocation at stop begins end SHUTTING_DOWN.
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     // Caller authentication runs only when there is something to check or to learn:
-    // caller tokens, or a TLS listener whose client certificates name callers. Without
-    // either it would accept every call unchanged, at the cost of taking each request
-    // apart and putting it back together.
-    let routes = if config.caller_tokens.is_empty() && tls.is_none() {
+    // callers, or a TLS listener whose client certificates scope idempotency records.
+    // Without either it would accept every call unchanged, at the cost of taking each
+    // request apart and putting it back together.
+    let routes = if config.callers.is_empty() && tls.is_none() {
         routes::Routes::new().add(closing::Closing::new(gateway, closing))
     } else {
-        let auth = CallerAuth::new(config.caller_tokens.clone());
+        let auth = CallerAuth::new(&config.callers);
         let gateway = InterceptedService::new(gateway, auth);
         routes::Routes::new().add(closing::Closing::new(gateway, closing))
     };
@@ -301,79 +307,4 @@ impl Signals {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Checks `authorization: Bearer <token>` against the configured caller tokens (when
-/// any are configured) and records who the caller is ([`CallerIdentity`]: the matching
-/// token's name, else the mTLS client certificate). Health and reflection stay open for
-/// probes and tooling.
-#[derive(Clone)]
-pub struct CallerAuth {
-    tokens: Arc<Vec<CallerToken>>,
-}
-
-impl CallerAuth {
-    /// Checks callers against these tokens.
-    pub fn new(tokens: Vec<CallerToken>) -> Self {
-        Self {
-            tokens: Arc::new(tokens),
-        }
-    }
-}
-
-impl tonic::service::Interceptor for CallerAuth {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if self.tokens.is_empty() {
-            if let Some(identity) = certificate_identity(&req) {
-                req.extensions_mut().insert(identity);
-            }
-            return Ok(req);
-        }
-        let presented = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            None => Err(caller_refused(
-                Code::Unauthenticated,
-                "this gateway requires a caller token: send metadata authorization: Bearer <token>",
-                "CALLER_UNAUTHENTICATED",
-            )),
-            Some(t) => match self
-                .tokens
-                .iter()
-                .find(|c| constant_time_eq(c.token.expose().as_bytes(), t.as_bytes()))
-            {
-                Some(c) => {
-                    let identity = CallerIdentity(Arc::from(format!("token:{}", c.name)));
-                    req.extensions_mut().insert(identity);
-                    Ok(req)
-                }
-                None => Err(caller_refused(
-                    Code::PermissionDenied,
-                    "the caller token is not on this gateway's allow-list",
-                    "CALLER_NOT_ALLOWED",
-                )),
-            },
-        }
-    }
-}
-
-/// The mTLS client certificate as an identity: a SHA-256 prefix of its DER bytes.
-fn certificate_identity(req: &Request<()>) -> Option<CallerIdentity> {
-    use sha2::Digest;
-    let certs = req.peer_certs()?;
-    let digest = sha2::Sha256::digest(certs.first()?.as_ref());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    Some(CallerIdentity(Arc::from(format!("cert:{hex}"))))
-}
-
-fn caller_refused(code: Code, message: &str, reason: &str) -> Status {
-    let details = ErrorDetails::with_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
-    Status::with_error_details(code, message, details)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

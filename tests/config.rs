@@ -259,7 +259,7 @@ fn a_network_listener_without_caller_authentication_refuses_to_start() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     for names in [
         "loopback",
-        "caller_token_envs",
+        "[callers.NAME]",
         "mTLS",
         "--allow-unauthenticated-network",
         "ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true",
@@ -280,9 +280,24 @@ fn a_network_listener_without_caller_authentication_refuses_to_start() {
         None,
     );
     let opt_out_flag = check_config(&["--allow-unauthenticated-network"], &sa, None);
-    let tokens = check_config(
+    // Bearer tokens in clear on a network: refused (exit 64, one line naming TLS and
+    // the opt-out) unless opted out, as a mesh that encrypts pod traffic would.
+    let plaintext = check_config(
         &[],
         &[sa[0], sa[1], ("APP_TOKEN", "t")],
+        Some("caller_token_envs = [\"APP_TOKEN\"]"),
+    );
+    let said = String::from_utf8_lossy(&plaintext.stderr);
+    assert_eq!(plaintext.status.code(), Some(64), "{said}");
+    assert!(
+        said.contains("TLS") && said.contains("--allow-plaintext-caller-tokens"),
+        "{said}"
+    );
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    let opted_in = ("ATLAS_GATEWAY_ALLOW_PLAINTEXT_CALLER_TOKENS", "true");
+    let tokens = check_config(
+        &[],
+        &[sa[0], sa[1], ("APP_TOKEN", "t"), opted_in],
         Some("caller_token_envs = [\"APP_TOKEN\"]"),
     );
     let mtls = check_config(

@@ -912,8 +912,9 @@ proptest! {
         let failure = match pick {
             0 => Failure::Invalid(violations.into_iter().map(|(field, description)| Violation { field, description }).collect()),
             1 => Failure::UnknownProfile(a),
-            2 => Failure::PolicyDenied { field: a, detail: b },
+            2 => Failure::PolicyDenied { caller: b.clone(), field: a, detail: b },
             3 => Failure::RequestIdReused,
+            4 if sent => Failure::AuditUnavailable,
             4 => Failure::Overloaded,
             5 => Failure::Atlas(AtlasError::BadResponse { status: n, what: a, atlas_request_id: Some(b) }),
             6 => Failure::Atlas(AtlasError::Unreachable { detail: a, sent }),

@@ -3,7 +3,7 @@
 mod common;
 
 use atlas_grpc_gateway::{
-    config::CallerToken,
+    callers::Caller,
     emulator::{Fault, FaultAction, Route},
     pb::OrgRole,
     secret::Secret,
@@ -360,11 +360,8 @@ async fn a_failed_create_does_not_pin_its_request_id() {
 #[tokio::test]
 async fn idempotent_replay_never_crosses_callers() {
     let gw = Gateway::start_with(Default::default(), |c| {
-        c.caller_tokens = ["CALLER_A", "CALLER_B"]
-            .map(|name| CallerToken {
-                name: name.into(),
-                token: Secret::new(format!("token-of-{name}")),
-            })
+        c.callers = ["CALLER_A", "CALLER_B"]
+            .map(|name| Caller::flat(name, Secret::new(format!("token-of-{name}"))))
             .to_vec();
     })
     .await;

@@ -12,7 +12,8 @@ use std::{
 };
 
 use atlas_grpc_gateway::{
-    config::{CallerToken, TlsConfig},
+    callers::Caller,
+    config::TlsConfig,
     emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET},
     pb::atlas_gateway_client::AtlasGatewayClient,
     secret::Secret,
@@ -209,10 +210,10 @@ async fn mtls_accepts_only_callers_with_a_certificate_from_the_ca() {
 #[tokio::test]
 async fn caller_tokens_gate_the_gateway_but_not_health() {
     let gw = Gateway::start_with(Default::default(), |c| {
-        c.caller_tokens = vec![CallerToken {
-            name: "CALLER_TOKEN_APP".into(),
-            token: Secret::new("caller-token-1"),
-        }]
+        c.callers = vec![Caller::flat(
+            "CALLER_TOKEN_APP",
+            Secret::new("caller-token-1"),
+        )]
     })
     .await;
     let err = gw

@@ -71,6 +71,20 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_unauthenticated_network: Option<bool>,
+    /// Serve callers' bearer tokens on a non-loopback address without TLS (for a mesh
+    /// that encrypts pod traffic).
+    #[arg(
+        long,
+        env = "ATLAS_GATEWAY_ALLOW_PLAINTEXT_CALLER_TOKENS",
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_plaintext_caller_tokens: Option<bool>,
+    /// Audit trail of calls that change Atlas: a JSON Lines file, or "-" for stdout.
+    #[arg(long, env = "ATLAS_GATEWAY_AUDIT_LOG", hide_env_values = true)]
+    pub audit_log: Option<String>,
     /// Maximum concurrent gRPC calls before shedding load.
     #[arg(long, env = "ATLAS_GATEWAY_MAX_CONCURRENCY", hide_env_values = true)]
     pub max_concurrency: Option<usize>,
@@ -142,6 +156,8 @@ pub(super) struct FileConfig {
     pub(super) request_timeout: Option<String>,
     pub(super) max_call_duration: Option<String>,
     pub(super) allow_unauthenticated_network: Option<bool>,
+    pub(super) allow_plaintext_caller_tokens: Option<bool>,
+    pub(super) audit_log: Option<String>,
     pub(super) max_concurrency: Option<usize>,
     pub(super) max_response_bytes: Option<usize>,
     // Transport limits (`transport`).
@@ -156,9 +172,13 @@ pub(super) struct FileConfig {
     pub(super) http2_keepalive_timeout: Option<String>,
     pub(super) lease_sweep_interval: Option<String>,
     pub(super) tls: Option<TlsConfig>,
-    /// Names of environment variables holding caller bearer tokens.
+    /// Names of environment variables holding caller bearer tokens (callers allowed
+    /// every profile; `callers` says more).
     #[serde(default)]
     pub(super) caller_token_envs: Vec<String>,
+    /// `[callers.NAME]` sections.
+    #[serde(default)]
+    pub(super) callers: BTreeMap<String, crate::callers::CallerSection>,
     pub(super) default_profile: Option<String>,
     #[serde(default)]
     pub(super) profiles: BTreeMap<String, FileProfile>,

@@ -7,10 +7,7 @@
 //! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
 //! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
 use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -21,7 +18,7 @@ use tracing::{
 };
 
 use super::status::{ErrorContext, Failure};
-use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
+use crate::{atlas::Operation, callers::CallerIdentity, telemetry::metrics as m, validate::echo};
 
 /// Correlation id metadata key (echoed back).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -33,10 +30,15 @@ pub const PROFILE_HEADER: &str = "x-atlas-profile";
 /// even when the answer is slow to travel back on a loaded machine.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
-/// Who the caller proved to be (set by the server's caller authentication: a caller
-/// token's name or the mTLS client certificate). Scopes idempotency records.
-#[derive(Clone, Debug)]
-pub struct CallerIdentity(pub Arc<str>);
+/// What a call uses when its metadata says nothing.
+pub struct CallDefaults {
+    /// The profile of a call that names none, when its caller has no default.
+    pub profile: String,
+    /// The time budget of a call without a deadline.
+    pub request_timeout: Duration,
+    /// The ceiling on any call's time budget.
+    pub max_call_duration: Duration,
+}
 
 /// One RPC in progress.
 pub struct Call {
@@ -52,8 +54,8 @@ pub struct Call {
     pub deadline: Instant,
     /// The org the call acts on.
     pub org_id: String,
-    /// The proven caller identity, when the transport established one.
-    pub caller: Option<CallerIdentity>,
+    /// Who the caller is (`crate::callers`; anonymous without caller authentication).
+    pub caller: CallerIdentity,
     /// The call's tracing span (the per-call log line's fields).
     pub span: Span,
     /// The OpenTelemetry trace this call continues (see `crate::otel`).
@@ -75,9 +77,8 @@ impl Call {
         method: &'static str,
         metadata: &MetadataMap,
         org_id: &str,
-        default_profile: &str,
-        default_timeout: Duration,
-        max_duration: Duration,
+        caller: CallerIdentity,
+        defaults: &CallDefaults,
     ) -> Self {
         let started = Instant::now();
         let request_id = metadata
@@ -91,18 +92,24 @@ impl Call {
             .get(PROFILE_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
-            .map_or_else(|| default_profile.to_string(), echo);
+            .map_or_else(
+                || {
+                    let own = caller.caller().default_profile.as_deref();
+                    own.unwrap_or(&defaults.profile).to_string()
+                },
+                echo,
+            );
         let org_id = echo(org_id);
         let timeout = metadata
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
-            .unwrap_or(default_timeout)
-            .min(max_duration);
-        let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
+            .unwrap_or(defaults.request_timeout)
+            .min(defaults.max_call_duration);
+        let span = tracing::info_span!("rpc", method, caller = caller.name(), org_id = %org_id, profile = %profile, request_id = %request_id,
             trace_id = Empty, code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
-        let trace = crate::otel::CallTrace::start(metadata, method);
+        let trace = crate::otel::CallTrace::start(metadata, method, caller.name());
         if let Some(id) = trace.trace_id() {
             span.record("trace_id", tracing::field::display(id));
         }
@@ -114,7 +121,7 @@ impl Call {
             profile,
             deadline: started + timeout,
             org_id,
-            caller: None,
+            caller,
             span,
             trace,
             upstream_us: AtomicU64::new(NOT_MEASURED),
@@ -320,17 +327,14 @@ mod tests {
 
     #[test]
     fn metadata_defaults_and_overrides() {
+        let defaults = CallDefaults {
+            profile: "default".into(),
+            request_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(300),
+        };
         let begin = |md: &MetadataMap| {
-            let timeout = Duration::from_secs(30);
-            Call::begin(
-                Operation::DeleteLinkToken,
-                "DeleteLinkToken",
-                md,
-                "o",
-                "default",
-                timeout,
-                Duration::from_secs(300),
-            )
+            let (op, anonymous) = (Operation::DeleteLinkToken, CallerIdentity::anonymous());
+            Call::begin(op, "DeleteLinkToken", md, "o", anonymous, &defaults)
         };
         let mut md = MetadataMap::new();
         let c = begin(&md);

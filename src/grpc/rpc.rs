@@ -1,6 +1,6 @@
 //! The `Rpc` trait: what one RPC is, and nothing else. Its request and response types,
-//! how to validate the request, any per-request policy, its AIP-155 `request_id`, and
-//! its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
+//! how to validate the request, what policy and the audit trail need from it, its
+//! AIP-155 `request_id`, and its Atlas call with the mapping of the answer. `GatewayService` runs every `Rpc`
 //! through the same path (metadata, validation, profile and policy, idempotency, Atlas,
 //! answer), so an RPC never repeats that path. The RPCs themselves are in [`super::rpcs`].
 use std::{future::Future, sync::Arc};
@@ -11,6 +11,7 @@ use crate::{
         client::{AtlasClient, CallContext},
         Operation,
     },
+    audit::ObjectIds,
     config::Profile,
     pb::{
         CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
@@ -46,7 +47,7 @@ org_scoped!(
 /// One unary RPC of `atlas.gateway.v1.AtlasGateway`.
 pub trait Rpc: Send + Sync + 'static {
     /// The RPC's request message.
-    type Request: prost::Message + Default + OrgScoped + Send + Sync + 'static;
+    type Request: prost::Message + Default + Clone + OrgScoped + Send + Sync + 'static;
     /// The RPC's response message.
     type Response: prost::Message + Default + Send + 'static;
     /// The gRPC method name (`CreateApiKey`): logs, metrics, policy.
@@ -57,8 +58,26 @@ pub trait Rpc: Send + Sync + 'static {
     /// Every rule the request breaks, all at once; nothing is sent when any is broken.
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>>;
 
-    /// Policy beyond the profile's orgs and RPCs (the roles a create may grant).
-    fn authorize(_req: &Self::Request, _profile: &Profile) -> Result<(), Failure> {
+    /// True for an RPC that changes nothing in Atlas (no audit records).
+    const READ_ONLY: bool = false;
+
+    /// The roles the request would grant (`OrgRole` values), for policy.
+    fn roles(_req: &Self::Request) -> &[i32] {
+        &[]
+    }
+
+    /// The ids of what the call created or deleted, for its audit `end` record (the
+    /// response when it succeeded). Never a secret.
+    fn audit_ids(_req: &Self::Request, _resp: Option<&Self::Response>) -> ObjectIds {
+        ObjectIds::default()
+    }
+
+    /// The rules that depend on the call's profile (its lease bounds), checked after
+    /// policy and before any Atlas call.
+    fn validate_with_profile(
+        _req: &Self::Request,
+        _profile: &Profile,
+    ) -> Result<(), Vec<Violation>> {
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! The RPCs, one [`Rpc`] each: request, validation, policy and Atlas call. The shared
+//! The RPCs, one [`Rpc`] each: request, validation, what policy and the audit trail
+//! need, and Atlas call. The shared
 //! path (metadata, profile, idempotency, logs, metrics, errors) is `GatewayService`'s.
 use std::{
     sync::Arc,
@@ -13,6 +14,7 @@ use crate::{
         models::ApiKeyUserDetails,
         Operation,
     },
+    audit::ObjectIds,
     config::Profile,
     lease::{self, NewKeyLease},
     page_token,
@@ -97,20 +99,20 @@ impl Rpc for CreateApiKey {
         validate::create_api_key(req)
     }
 
-    fn authorize(req: &Self::Request, profile: &Profile) -> Result<(), Failure> {
-        validate::key_lease(req, &profile.lease).map_err(Failure::Invalid)?;
-        let Some(allowed) = &profile.allowed_roles else {
-            return Ok(());
-        };
-        match role_names(req).find(|r| !allowed.contains(*r)) {
-            None => Ok(()),
-            Some(denied) => Err(Failure::PolicyDenied {
-                field: "roles".into(),
-                detail: format!(
-                    "profile {:?} may not create API keys with role {denied}",
-                    profile.name
-                ),
-            }),
+    fn validate_with_profile(req: &Self::Request, profile: &Profile) -> Result<(), Vec<Violation>> {
+        validate::key_lease(req, &profile.lease).map(|_| ())
+    }
+
+    fn roles(req: &Self::Request) -> &[i32] {
+        &req.roles
+    }
+
+    fn audit_ids(_req: &Self::Request, resp: Option<&Self::Response>) -> ObjectIds {
+        let key = resp.and_then(|r| r.api_key.as_ref());
+        ObjectIds {
+            api_key_id: key.map(|k| k.id.clone()).unwrap_or_default(),
+            public_key: key.map(|k| k.public_key.clone()).unwrap_or_default(),
+            ..ObjectIds::default()
         }
     }
 
@@ -254,6 +256,13 @@ impl Rpc for DeleteApiKey {
         validate::delete_api_key(req)
     }
 
+    fn audit_ids(req: &Self::Request, _resp: Option<&Self::Response>) -> ObjectIds {
+        ObjectIds {
+            api_key_id: req.api_key_id.clone(),
+            ..ObjectIds::default()
+        }
+    }
+
     async fn call(
         atlas: &Arc<AtlasClient>,
         ctx: &CallContext<'_>,
@@ -274,6 +283,7 @@ impl Rpc for ListApiKeys {
     type Response = ListApiKeysResponse;
     const METHOD: &'static str = "ListApiKeys";
     const OPERATION: Operation = Operation::ListApiKeys;
+    const READ_ONLY: bool = true;
 
     fn validate(req: &Self::Request) -> Result<(), Vec<Violation>> {
         validate::list_api_keys(req)

@@ -1,8 +1,9 @@
 //! `GatewayService`: the thin tonic service. Every RPC runs through one path,
-//! `GatewayService::handle`: metadata → validation → profile and policy → (idempotent)
-//! Atlas call → answer. What differs per RPC is its [`Rpc`] (see `rpcs`). It owns no
+//! `GatewayService::handle`: metadata and caller → validation → policy (`policy`) →
+//! audit `begin` (calls that change Atlas) → (idempotent) Atlas call → answer, audit
+//! `end`. What differs per RPC is its [`Rpc`] (see `rpcs`). It owns no
 //! HTTP, no error codes (see `status`) and no validation rules (see `validate`).
-use std::{sync::Arc, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use prost::Message;
@@ -11,7 +12,9 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::{
-    call::{Call, CallerIdentity},
+    audited,
+    call::{Call, CallDefaults},
+    policy::{self, Ask},
     rpc::{OrgScoped, Rpc},
     rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
     status::Failure,
@@ -19,7 +22,9 @@ use super::{
 use crate::{
     atlas::client::{AtlasClient, CallContext},
     atlas::error::AtlasError,
-    config::{Config, Profile},
+    audit::{AuditLog, Pending},
+    callers::CallerIdentity,
+    config::Config,
     idempotency::{
         request_digest, shared::SharedRecord, Digest, Finished, IdempotencyCache, Key, Outcome,
     },
@@ -33,9 +38,9 @@ use crate::{
 /// The `atlas.gateway.v1.AtlasGateway` implementation.
 pub struct GatewayService {
     atlas: Arc<AtlasClient>,
-    default_profile: String,
-    request_timeout: std::time::Duration,
-    max_call_duration: std::time::Duration,
+    defaults: CallDefaults,
+    /// The audit trail of calls that change Atlas, when on.
+    audit: Option<Arc<AuditLog>>,
     /// AIP-155 results of every RPC (each response encoded), keyed by profile, caller,
     /// method and request_id.
     replays: IdempotencyCache,
@@ -48,13 +53,16 @@ pub struct GatewayService {
 }
 
 impl GatewayService {
-    /// The service over a shared Atlas client.
-    pub fn new(config: &Config, atlas: Arc<AtlasClient>) -> Self {
+    /// The service over a shared Atlas client, auditing to `audit` when given.
+    pub fn new(config: &Config, atlas: Arc<AtlasClient>, audit: Option<Arc<AuditLog>>) -> Self {
         Self {
             atlas,
-            default_profile: config.default_profile.clone(),
-            request_timeout: config.request_timeout,
-            max_call_duration: config.max_call_duration,
+            defaults: CallDefaults {
+                profile: config.default_profile.clone(),
+                request_timeout: config.request_timeout,
+                max_call_duration: config.max_call_duration,
+            },
+            audit,
             replays: IdempotencyCache::new(config.idempotency_window),
             window: config.idempotency_window,
             permits: Semaphore::new(config.max_concurrency),
@@ -72,41 +80,66 @@ impl GatewayService {
         }
     }
 
-    /// The one path every RPC takes, from arrival to answer.
+    /// The one path every RPC takes, from arrival to answer. An audited call's `end`
+    /// record is written after the answer is built and before it leaves.
     async fn handle<R: Rpc>(
         &self,
         request: Request<R::Request>,
     ) -> Result<Response<R::Response>, Status> {
-        let mut call = Call::begin(
+        let caller = (request.extensions().get::<CallerIdentity>().cloned())
+            .unwrap_or_else(CallerIdentity::anonymous);
+        let peer = request.remote_addr();
+        let org_id = request.get_ref().org_id();
+        let call = Call::begin(
             R::OPERATION,
             R::METHOD,
             request.metadata(),
-            request.get_ref().org_id(),
-            &self.default_profile,
-            self.request_timeout,
-            self.max_call_duration,
+            org_id,
+            caller,
+            &self.defaults,
         );
-        call.caller = request.extensions().get::<CallerIdentity>().cloned();
+        let mut req = request.into_inner();
+        let mut audit = None;
         let result = match self.permits.try_acquire() {
             Ok(_permit) => {
-                self.process::<R>(&call, request.into_inner())
+                self.process::<R>(&call, &mut req, peer, &mut audit)
                     .instrument(call.span.clone())
                     .await
             }
             Err(_) => Err(Failure::Overloaded),
         };
-        call.finish(result, |profile| self.domain(profile))
+        let Some(pending) = audit else {
+            return call.finish(result, |profile| self.domain(profile));
+        };
+        let object = R::audit_ids(&req, result.as_ref().ok());
+        let answer = call.finish(result, |profile| self.domain(profile));
+        pending.end(audited::outcome(&answer, object)).await;
+        answer
     }
 
     async fn process<R: Rpc>(
         &self,
         call: &Call,
-        mut req: R::Request,
+        req: &mut R::Request,
+        peer: Option<SocketAddr>,
+        audit: &mut Option<Pending>,
     ) -> Result<R::Response, Failure> {
-        R::validate(&req).map_err(Failure::Invalid)?;
-        let profile = self.profile(call)?;
-        R::authorize(&req, profile)?;
-        let request_id = R::take_request_id(&mut req);
+        R::validate(req).map_err(Failure::Invalid)?;
+        let ask = Ask {
+            caller: &call.caller,
+            profile: &call.profile,
+            method: R::METHOD,
+            org_id: &call.org_id,
+            roles: R::roles(req),
+        };
+        let profile = policy::authorize(&ask, |name| self.atlas.profile(name))?;
+        R::validate_with_profile(req, profile).map_err(Failure::Invalid)?;
+        let request_id = R::take_request_id(req);
+        if let Some(log) = self.audit.as_ref().filter(|_| !R::READ_ONLY) {
+            let begun = log.begin(audited::entry(call, peer, &request_id)).await;
+            *audit = Some(begun.map_err(|_| Failure::AuditUnavailable)?);
+        }
+        let req = &*req;
         let ctx = CallContext {
             profile: &call.profile,
             org_id: &call.org_id,
@@ -115,11 +148,11 @@ impl GatewayService {
             trace: &call.trace,
         };
         if request_id.is_empty() {
-            return timed(call, R::call(&self.atlas, &ctx, &req)).await;
+            return timed(call, R::call(&self.atlas, &ctx, req)).await;
         }
         // Boxed: the idempotency path (records, the shared store) would otherwise make
         // every call's future, which tonic moves into its own box, that much larger.
-        Box::pin(self.once::<R>(call, req, &request_id)).await
+        Box::pin(self.once::<R>(call, (*req).clone(), &request_id)).await
     }
 
     /// A call with a `request_id`: at most once per window (AIP-155), here or fleet-wide;
@@ -130,8 +163,7 @@ impl GatewayService {
         req: R::Request,
         request_id: &str,
     ) -> Result<R::Response, Failure> {
-        let caller = call.caller.as_ref().map_or("", |c| &c.0);
-        let key = Key::new(&call.profile, caller, call.method, request_id);
+        let key = Key::new(&call.profile, call.caller.scope(), call.method, request_id);
         let fingerprint = request_digest(&req);
         let run = self.run_once::<R>(call, req, key, fingerprint);
         let started = Instant::now();
@@ -159,7 +191,7 @@ impl GatewayService {
     ) -> impl std::future::Future<Output = Finished<Failure>> + Send + 'static {
         let atlas = Arc::clone(&self.atlas);
         let (owner, window) = (self.replays.owner(), self.window);
-        let end = Instant::now() + self.max_call_duration;
+        let end = Instant::now() + self.defaults.max_call_duration;
         let (profile, org_id) = (call.profile.clone(), call.org_id.clone());
         let (request_id, trace) = (call.request_id.clone(), call.trace.clone());
         async move {
@@ -194,34 +226,6 @@ impl GatewayService {
             record.run_once(end, atlas_call).await
         }
         .instrument(call.span.clone())
-    }
-
-    /// The call's profile, with its RPC and org policy applied.
-    fn profile(&self, call: &Call) -> Result<&Profile, Failure> {
-        let profile = self
-            .atlas
-            .profile(&call.profile)
-            .ok_or_else(|| Failure::UnknownProfile(call.profile.clone()))?;
-        if let Some(allowed) = &profile.allowed_rpcs {
-            if !allowed.contains(call.method) {
-                return Err(Failure::PolicyDenied {
-                    field: "rpc".into(),
-                    detail: format!("profile {:?} may not call {}", profile.name, call.method),
-                });
-            }
-        }
-        if let Some(allowed) = &profile.allowed_org_ids {
-            if !allowed.contains(&call.org_id) {
-                return Err(Failure::PolicyDenied {
-                    field: "org_id".into(),
-                    detail: format!(
-                        "profile {:?} may not act on org {}",
-                        profile.name, call.org_id
-                    ),
-                });
-            }
-        }
-        Ok(profile)
     }
 
     /// The Atlas host of `profile` (ErrorInfo.domain of upstream errors).

@@ -49,9 +49,11 @@ pub enum Failure {
     Invalid(Vec<Violation>),
     /// `x-atlas-profile` names no configured profile.
     UnknownProfile(String),
-    /// The profile's policy forbids this org or role.
+    /// Policy forbids this profile (for this caller), RPC, org or role.
     PolicyDenied {
-        /// The request field the policy concerns (`org_id`, `roles`).
+        /// The caller's name.
+        caller: String,
+        /// What the policy concerns (`x-atlas-profile`, `rpc`, `org_id`, `roles`).
         field: String,
         /// Why, for the caller.
         detail: String,
@@ -60,6 +62,8 @@ pub enum Failure {
     RequestIdReused,
     /// The gateway is draining or overloaded.
     Overloaded,
+    /// The audit `begin` record could not be written: Atlas was not called.
+    AuditUnavailable,
     /// The first run of this `request_id` ended without an answer (no reply from Atlas,
     /// or its replica stopped): the create may or may not exist, so it is not run again.
     RequestOutcomeUnknown,
@@ -178,9 +182,14 @@ impl Failure {
                     GATEWAY_DOMAIN,
                 )
             }
-            Failure::PolicyDenied { field, detail } => {
+            Failure::PolicyDenied {
+                caller,
+                field,
+                detail,
+            } => {
                 meta.insert("profile".into(), ctx.profile.into());
                 meta.insert("field".into(), field);
+                meta.insert("caller".into(), caller);
                 (
                     Code::PermissionDenied,
                     detail,
@@ -229,6 +238,15 @@ impl Failure {
                     GATEWAY_DOMAIN,
                 )
             }
+            Failure::AuditUnavailable => {
+                let msg = "the audit trail cannot be written, so the gateway does not act on Atlas; retry once the audit log is writable".to_string();
+                (
+                    Code::Unavailable,
+                    msg,
+                    "AUDIT_UNAVAILABLE".into(),
+                    GATEWAY_DOMAIN,
+                )
+            }
             Failure::Atlas(e) => {
                 let (code, message, reason) = upstream(e, ctx, &mut d, &mut meta);
                 (code, message, reason, ctx.atlas_domain)
@@ -247,6 +265,41 @@ impl Failure {
             d.set_request_info(ctx.request_id, "");
         }
         Status::with_error_details(code, message, d)
+    }
+}
+
+/// Why [`crate::callers::CallerAuth`] refused to name a call's caller.
+#[derive(Debug, Clone, Copy)]
+pub enum CallerRefused {
+    /// No bearer token (and no client certificate naming a caller).
+    Unauthenticated,
+    /// A bearer token no caller has.
+    TokenNotAllowed,
+    /// A client certificate whose SANs name no caller, and no bearer token.
+    CertificateNotAllowed,
+}
+
+impl From<CallerRefused> for Status {
+    fn from(r: CallerRefused) -> Status {
+        let (code, message, reason) = match r {
+            CallerRefused::Unauthenticated => (
+                Code::Unauthenticated,
+                "this gateway requires a caller token: send metadata authorization: Bearer <token>",
+                "CALLER_UNAUTHENTICATED",
+            ),
+            CallerRefused::TokenNotAllowed => (
+                Code::PermissionDenied,
+                "the caller token is not on this gateway's allow-list",
+                "CALLER_NOT_ALLOWED",
+            ),
+            CallerRefused::CertificateNotAllowed => (
+                Code::PermissionDenied,
+                "the client certificate names no configured caller (mtls_identity)",
+                "CALLER_NOT_ALLOWED",
+            ),
+        };
+        let details = ErrorDetails::with_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
+        Status::with_error_details(code, message, details)
     }
 }
 

@@ -73,4 +73,17 @@ pub(super) fn describe_metrics() {
         "atlas_gateway_connections_refused_total",
         "New gRPC connections closed at once because max_connections were open"
     );
+    describe_counter!(
+        "atlas_gateway_policy_denied_total",
+        "Calls refused by policy, by caller and field (x-atlas-profile, rpc, org_id, roles)"
+    );
+    describe_counter!(
+        "atlas_gateway_audit_errors_total",
+        "Audit records that could not be written, by event (begin: the call was refused; end: the answer was returned)"
+    );
+    describe_counter!(
+        "atlas_gateway_audit_syncs_total",
+        "Audit writes (one fdatasync each for a file), each a batch of records"
+    );
+    describe_counter!("atlas_gateway_audit_records_total", "Audit records written");
 }

@@ -199,3 +199,28 @@ pub fn lease_sweep_error(operation: &'static str) {
     ::metrics::counter!("atlas_gateway_lease_sweep_errors_total", "operation" => operation)
         .increment(1);
 }
+
+/// Policy refused a call of `caller` (a configured name: a bounded label set) on
+/// `field` (`x-atlas-profile`, `rpc`, `org_id`, `roles`).
+pub fn policy_denied(caller: &str, field: &'static str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_policy_denied_total", "caller" => caller.to_string(), "field" => field)
+        .increment(1);
+}
+
+/// An audit record (`event`: `begin` or `end`) could not be written.
+pub fn audit_error(event: &'static str) {
+    ::metrics::counter!("atlas_gateway_audit_errors_total", "event" => event).increment(1);
+}
+
+/// The audit writer wrote a batch of `records` with one write (and one `fdatasync` for
+/// a file).
+pub fn audit_batch(records: usize) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_audit_syncs_total").increment(1);
+    ::metrics::counter!("atlas_gateway_audit_records_total").increment(records as u64);
+}

@@ -392,8 +392,9 @@ func main() {
 		Roles: []gatewayv1.OrgRole{gatewayv1.OrgRole_ORG_OWNER}})
 	cancel()
 	d = details(err)
-	check("x-atlas-profile restricted: PermissionDenied POLICY_DENIED",
-		expect("code", d.Code, codes.PermissionDenied), expect("reason", d.Info.GetReason(), "POLICY_DENIED"))
+	check("x-atlas-profile restricted: PermissionDenied POLICY_DENIED (field roles, caller anonymous)",
+		expect("code", d.Code, codes.PermissionDenied), expect("reason", d.Info.GetReason(), "POLICY_DENIED"),
+		expect("field", d.Info.GetMetadata()["field"], "roles"), expect("caller", d.Info.GetMetadata()["caller"], "anonymous"))
 
 	ctx, cancel = call("x-atlas-profile", "nope")
 	_, err = client.DeleteLinkToken(ctx, &gatewayv1.DeleteLinkTokenRequest{OrgId: org})

@@ -342,10 +342,12 @@ public final class AtlasInterop {
     });
     var owner = CreateApiKeyRequest.newBuilder().setOrgId(ORG).setDesc("x")
         .addRoles(OrgRole.ORG_OWNER).build();
-    check("x-atlas-profile restricted: PermissionDenied POLICY_DENIED", () -> {
+    check("x-atlas-profile restricted: PermissionDenied POLICY_DENIED (field roles, caller anonymous)", () -> {
       Details d = failure(() -> stub(channel, "x-atlas-profile", "restricted").createApiKey(owner));
       return expect("code", d.code(), Status.Code.PERMISSION_DENIED,
-          "reason", d.info().getReason(), "POLICY_DENIED");
+          "reason", d.info().getReason(), "POLICY_DENIED",
+          "field", d.info().getMetadataMap().get("field"), "roles",
+          "caller", d.info().getMetadataMap().get("caller"), "anonymous");
     });
     check("unknown x-atlas-profile: InvalidArgument UNKNOWN_PROFILE", () -> {
       Details d = failure(() -> stub(channel, "x-atlas-profile", "nope")
