@@ -10,7 +10,9 @@
 #   4. the profiles TOML embedded in the example ConfigMap;
 #   5. docs/deployment.md mentions every environment variable the binary reads;
 #   6. shellcheck on this script and .ci/lint-docs.sh;
-#   7. .ci/lint-docs.sh: README.md and docs/*.md name no path outside the repository.
+#   7. .ci/lint-docs.sh: README.md and docs/*.md name no path outside the repository;
+#   8. one set of names across deploy/ and the docs: the credentials Secret, the image tag
+#      (Cargo.toml's version), the gateway container; YAML and TOML blocks in docs parse.
 #
 # Usage (from anywhere; it cds to the repo root):  bash .ci/lint-deploy.sh
 # Tools are pip-installed once into a venv (default target/lint-deploy-venv,
@@ -272,6 +274,35 @@ for path, dep in kinds.get("Deployment", []):
     check(res.get("limits") == {"cpu": "500m", "memory": "128Mi"}, f"{where}: gateway limits should be 500m/128Mi")
     sc = gw.get("securityContext", {})
     check(sc.get("runAsNonRoot") is True and sc.get("runAsUser", 0) != 0, f"{where}: gateway must run as non-root uid")
+
+# ---------------------------------------------------------------- one set of names
+# deploy/ and the docs name one credentials Secret (secret.example.yaml's), one gateway
+# image tag (Cargo.toml's version) and one gateway container name (sidecar.yaml's), and
+# every YAML or TOML block in README.md and docs/*.md parses.
+import glob
+
+VERSION = re.search(r'^version = "([^"]+)"', open("Cargo.toml", encoding="utf-8").read(), re.M).group(1)
+CRED_SECRET = yaml.safe_load(open("deploy/kubernetes/secret.example.yaml", encoding="utf-8"))["metadata"]["name"]
+SECRETS = {CRED_SECRET, "atlas-gw-redis"}  # the credentials, and fleet mode's Redis password
+CONTAINER = "atlas-grpc-gateway"
+named = sorted(glob.glob("deploy/**/*.y*ml", recursive=True)) + ["README.md"] + sorted(glob.glob("docs/*.md"))
+for path in named:
+    body = open(path, encoding="utf-8").read()
+    for tag in re.findall(r"image:\s*[\w./-]*atlas-grpc-gateway:([\w.-]+)", body) + re.findall(
+            r"`atlas-grpc-gateway:([\w.-]+)`", body):
+        check(tag == VERSION, f"{path}: gateway image tag {tag}, not {VERSION} (Cargo.toml)")
+    refs = re.findall(r"secretKeyRef:\s*\{?\s*name:\s*([\w.-]+)", body) + re.findall(
+        r"create secret generic ([\w.-]+)", body)
+    for name in refs:
+        check(name in SECRETS, f"{path}: Secret {name}; the credentials Secret is {CRED_SECRET}")
+    for name in re.findall(r"-\s+name:\s*(atlas-[\w-]*gateway[\w-]*)\s*\n\s*image:", body):
+        check(name == CONTAINER, f"{path}: gateway container {name}, not {CONTAINER}")
+    if path.endswith(".md"):
+        for lang, block in re.findall(r"^```(yaml|toml)\n(.*?)^```", body, re.M | re.S):
+            try:
+                list(yaml.safe_load_all(block)) if lang == "yaml" else tomllib.loads(block)
+            except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+                errors.append(f"{path}: a {lang} block does not parse: {err}")
 
 # ---------------------------------------------------------------- docs
 try:
