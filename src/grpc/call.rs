@@ -6,6 +6,11 @@
 //! and returns the request id in response metadata. A call dropped before it finished
 //! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
 //! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
+//! The log line's fields are distinct names (`error` holds the answer's message; the
+//! event's own `message` is "call finished"): `correlation_id` is the `x-request-id`,
+//! `request_id` the caller's idempotency key when given; its level is `outcome`'s.
+mod outcome;
+
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -22,6 +27,7 @@ use tracing::{
 
 use super::status::{ErrorContext, Failure};
 use crate::{atlas::Operation, telemetry::metrics as m, validate::echo};
+use outcome::Severity;
 
 /// Correlation id metadata key (echoed back).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -100,8 +106,9 @@ impl Call {
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
             .unwrap_or(default_timeout)
             .min(max_duration);
-        let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, request_id = %request_id,
-            trace_id = Empty, code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+        let span = tracing::info_span!("rpc", method, org_id = %org_id, profile = %profile, correlation_id = %request_id,
+            request_id = Empty, trace_id = Empty, code = Empty, reason = Empty, error_code = Empty, upstream_status = Empty,
+            upstream_ms = Empty, replayed = Empty);
         let trace = crate::otel::CallTrace::start(metadata, method);
         if let Some(id) = trace.trace_id() {
             span.record("trace_id", tracing::field::display(id));
@@ -121,6 +128,12 @@ impl Call {
             started,
             finished: false,
         }
+    }
+
+    /// The caller's idempotency key (the request's `request_id`, already validated) goes
+    /// to the log line as `request_id`.
+    pub fn record_idempotency_key(&self, key: &str) {
+        self.span.record("request_id", key);
     }
 
     /// The Atlas part took `d` (the span's `upstream_ms`, written by `flush_upstream`
@@ -207,8 +220,18 @@ impl Call {
         };
         let code_name = code_name(code);
         self.record_code(code_name);
-        let message = answer.as_ref().err().map(|s| s.message());
-        tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
+        let reason = answer.as_ref().err().and_then(outcome::reason);
+        if let Some(r) = &reason {
+            self.span.record("reason", r.as_str());
+        }
+        let error = answer.as_ref().err().map(Status::message);
+        let latency_ms = crate::telemetry::log_millis(elapsed);
+        let span = &self.span;
+        match outcome::severity(code, reason.as_deref()) {
+            Severity::Info => tracing::info!(parent: span, latency_ms, error, "call finished"),
+            Severity::Warn => tracing::warn!(parent: span, latency_ms, error, "call finished"),
+            Severity::Error => tracing::error!(parent: span, latency_ms, error, "call finished"),
+        }
         m::call_finished(self.method, code_name, elapsed);
         self.trace.finish(code);
         answer

@@ -106,6 +106,9 @@ impl GatewayService {
         let profile = self.profile(call)?;
         R::authorize(&req, profile)?;
         let request_id = R::take_request_id(&mut req);
+        if !request_id.is_empty() {
+            call.record_idempotency_key(&request_id);
+        }
         let ctx = CallContext {
             profile: &call.profile,
             org_id: &call.org_id,
