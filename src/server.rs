@@ -200,6 +200,7 @@ pub async fn run_gateway_announced(config: Config, announce: impl FnOnce(Bound))
         match telemetry::init_metrics(addr).await {
             Ok(bound) => {
                 tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics");
+                telemetry::export_metrics_from_start(&config);
                 metrics = Some(bound);
             }
             Err(e) => {

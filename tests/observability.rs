@@ -2,6 +2,8 @@
 //! and JSON) and, with `OTEL_EXPORTER_OTLP_ENDPOINT` set, OpenTelemetry spans exported
 //! over OTLP/gRPC to a real receiver.
 mod common;
+#[path = "observability/scrape.rs"]
+mod scrape;
 #[path = "observability/strict_json.rs"]
 mod strict_json;
 
@@ -17,10 +19,10 @@ use common::{process::wait_serving, *};
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
 /// The real binary (`serve`) in front of an in-process emulator; stderr in a file.
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    addr: std::net::SocketAddr,
-    log: PathBuf,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) log: PathBuf,
     _dir: tempfile::TempDir,
 }
 

@@ -325,7 +325,11 @@ impl AtlasClient {
             token.mark_accepted();
         }
         if status == 401 && Box::pin(reauthenticate(ctx, &upstream.auth, auth, &info)).await {
-            m::upstream_attempt(op.id(), "401", started.elapsed());
+            // A Digest challenge is the protocol's normal first round trip, counted in
+            // digest_challenges_total; only a refused Bearer token is an upstream 401.
+            if !matches!(upstream.auth, Authenticator::Digest(_)) {
+                m::upstream_attempt(op.id(), "401", started.elapsed());
+            }
             return Ok(Step::Reauthenticate);
         }
         let read = read_capped(resp, self.max_response_bytes).await;

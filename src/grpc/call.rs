@@ -232,7 +232,13 @@ impl Call {
             Severity::Warn => tracing::warn!(parent: span, latency_ms, error, "call finished"),
             Severity::Error => tracing::error!(parent: span, latency_ms, error, "call finished"),
         }
-        m::call_finished(self.method, code_name, elapsed);
+        m::call_finished(
+            self.method,
+            code_name,
+            &self.profile,
+            reason.as_deref(),
+            elapsed,
+        );
         self.trace.finish(code);
         answer
     }
@@ -248,7 +254,7 @@ impl Drop for Call {
         self.record_code(code_name);
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed),
             "call cancelled by the caller before it finished");
-        m::call_finished(self.method, code_name, elapsed);
+        m::call_finished(self.method, code_name, &self.profile, None, elapsed);
         self.trace.finish(tonic::Code::Cancelled);
     }
 }
