@@ -84,6 +84,8 @@ def check(cond, msg):
 
 BIN = "/usr/local/bin/atlas-grpc-gateway"
 HEALTH_CMD = [BIN, "healthcheck"]
+# Readiness: the gateway service, NOT_SERVING until Atlas accepted the credentials.
+READY_CMD = HEALTH_CMD + ["--service", "atlas.gateway.v1.AtlasGateway"]
 MONGO_CREDS = {"MONGODB_ATLAS_CLIENT_ID", "MONGODB_ATLAS_CLIENT_SECRET", "MONGODB_ATLAS_PUBLIC_API_KEY",
                "MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY", "MONGODB_ATLAS_PRIVATE_KEY"}
 CRED_RE = re.compile(r"SECRET|PASSWORD|PRIVATE|CLIENT_ID|API_KEY", re.I)
@@ -266,8 +268,9 @@ for path, dep in kinds.get("Deployment", []):
         p = gw.get(probe)
         if check(p, f"{where}: gateway {probe} missing"):
             # gRPC is loopback-bound: kubelet's grpc/tcp probes dial the pod IP and would fail.
-            check((p.get("exec") or {}).get("command") == HEALTH_CMD,
-                  f"{where}: gateway {probe} must exec {HEALTH_CMD} (gRPC port is loopback-only)")
+            want = READY_CMD if probe == "readinessProbe" else HEALTH_CMD
+            check((p.get("exec") or {}).get("command") == want,
+                  f"{where}: gateway {probe} must exec {want} (gRPC port is loopback-only)")
     check(not any(p.get("containerPort") == 50051 for p in gw.get("ports", [])),
           f"{where}: do not declare containerPort 50051: it is loopback-bound")
     check(any(p.get("containerPort") == 9464 for p in gw.get("ports", [])), f"{where}: containerPort 9464 (metrics) missing")

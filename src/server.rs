@@ -3,6 +3,7 @@
 //! bearer tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
+pub mod readiness;
 mod routes;
 
 use std::{
@@ -68,12 +69,21 @@ pub async fn serve(
     let atlas = AtlasClient::new(&config, store)?;
     let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();
+    // Readiness: the gateway service serves once every profile's credentials worked.
     reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
         .await;
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let profiles = config.profiles.keys().cloned().collect();
+    readiness::spawn(
+        Arc::clone(&atlas),
+        profiles,
+        reporter.clone(),
+        Arc::clone(&stopping),
+    );
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -149,6 +159,7 @@ pub async fn serve(
         grace_ms = config.shutdown_grace.as_millis() as u64,
         "shutting down: NOT_SERVING, draining in-flight calls"
     );
+    stopping.store(true, std::sync::atomic::Ordering::Release);
     reporter
         .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
         .await;

@@ -32,6 +32,8 @@ pub enum Operation {
     DeleteApiKey,
     /// GET .../apiKeys (`listOrgApiKeys`).
     ListApiKeys,
+    /// GET /api/atlas/v2 (`getSystemStatus`): the readiness check of a profile's credentials.
+    GetSystemStatus,
 }
 
 impl Operation {
@@ -44,6 +46,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
+            Operation::GetSystemStatus => "getSystemStatus",
         }
     }
 
@@ -51,7 +54,7 @@ impl Operation {
     pub fn method(self) -> reqwest::Method {
         match self {
             Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
-            Operation::ListApiKeys => reqwest::Method::GET,
+            Operation::ListApiKeys | Operation::GetSystemStatus => reqwest::Method::GET,
             _ => reqwest::Method::POST,
         }
     }
@@ -69,6 +72,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
+            Operation::GetSystemStatus => "/api/atlas/v2",
         }
     }
 
@@ -86,6 +90,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
+            Operation::GetSystemStatus => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Root/operation/getSystemStatus",
         }
     }
 

@@ -14,7 +14,8 @@ pub const METHODS: [&str; 5] = [
     "ListApiKeys",
 ];
 /// Atlas operations (`operation` label): `crate::atlas::Operation::id`.
-const OPERATIONS: [&str; 6] = [
+const OPERATIONS: [&str; 7] = [
+    "getSystemStatus",
     "createOrgLiveMigrationLinkToken",
     "deleteOrgLiveMigrationLinkTokens",
     "createOrgApiKey",
