@@ -15,7 +15,7 @@ use reqwest::{header, RequestBuilder};
 use tokio::{sync::Semaphore, time::timeout_at};
 
 use super::{
-    auth::{digest::Lease, oauth::AccessToken, Authenticator},
+    auth::{digest::Lease, oauth::AccessToken, Authenticator, ServiceAccounts},
     error::AtlasError,
     models::parse_api_error,
     response::{
@@ -129,12 +129,13 @@ impl AtlasClient {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let mut accounts = ServiceAccounts::default();
         let upstreams = config
             .profiles
             .values()
             .map(|p| {
                 let shared = store.as_ref().map(|s| s.for_profile(p));
-                let auth = Authenticator::new(&http, p, shared.clone());
+                let auth = Authenticator::new(&http, p, shared.clone(), &mut accounts);
                 let upstream = Upstream {
                     profile: p.clone(),
                     urls: Urls::new(
