@@ -21,7 +21,10 @@ use crate::{
 /// profile with the same id and another secret is another source: one of the two
 /// secrets is wrong, and readiness must say which).
 #[derive(Default)]
-pub struct ServiceAccounts(HashMap<(String, String), Vec<(Secret, Arc<oauth::TokenSource>)>>);
+pub struct ServiceAccounts(HashMap<AccountKey, Vec<(Secret, Arc<oauth::TokenSource>)>>);
+
+/// (token URL, client id).
+type AccountKey = (String, String);
 
 impl ServiceAccounts {
     /// The source of `p`'s service account: an existing one, or one made by `make`.
