@@ -156,6 +156,10 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Fleet mode: state shared through Redis; `None` keeps it in process.
     pub shared_store: Option<StoreConfig>,
+    /// Readiness waits for Atlas to accept every profile's credentials (always, for a
+    /// loaded configuration); off, the gateway service is SERVING at once. Tests that
+    /// count each request Atlas receives turn it off.
+    pub check_credentials_at_start: bool,
 }
 
 mod secs {
@@ -308,6 +312,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         return err(format!("refusing to serve {listen} without caller authentication: anyone who can reach it could mint Atlas API keys. Listen on loopback (e.g. 127.0.0.1:{}), require caller tokens (caller_token_envs) or mTLS (--tls-client-ca), or opt out with --allow-unauthenticated-network / ATLAS_GATEWAY_ALLOW_UNAUTHENTICATED_NETWORK=true", listen.port()));
     }
     Ok(Config {
+        check_credentials_at_start: true,
         listen,
         allow_unauthenticated_network,
         metrics_listen,

@@ -70,20 +70,26 @@ pub async fn serve(
     let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();
     // Readiness: the gateway service serves once every profile's credentials worked.
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
+    let ready_now = !config.check_credentials_at_start;
+    let ready = if ready_now {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status(SERVICE_NAME, ready).await;
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let profiles = config.profiles.keys().cloned().collect();
-    readiness::spawn(
-        Arc::clone(&atlas),
-        profiles,
-        reporter.clone(),
-        Arc::clone(&stopping),
-    );
+    if !ready_now {
+        let profiles = config.profiles.keys().cloned().collect();
+        readiness::spawn(
+            Arc::clone(&atlas),
+            profiles,
+            reporter.clone(),
+            Arc::clone(&stopping),
+        );
+    }
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()

@@ -538,6 +538,7 @@ async fn a_401_storm_cannot_turn_into_a_token_request_per_call() {
 #[tokio::test]
 async fn two_profiles_on_one_service_account_make_one_token_request() {
     let gw = Gateway::start_with(Default::default(), |c| {
+        c.check_credentials_at_start = true; // each profile's readiness check too
         let mut second = c.profiles["default"].clone();
         second.name = "second".into();
         c.profiles.insert("second".into(), second);
