@@ -18,9 +18,11 @@ use crate::{secret::Secret, store::StoreConfig, validate};
 
 mod profile;
 mod sources;
+mod transport;
 use profile::{build_profile, ProfileDefaults};
 pub use sources::{Env, MapEnv, ProcessEnv, ServeArgs};
 use sources::{FileConfig, FileProfile};
+pub use transport::{TransportArgs, TransportLimits};
 
 /// Atlas's public base URL.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
@@ -160,6 +162,8 @@ pub struct Config {
     /// loaded configuration); off, the gateway service is SERVING at once. Tests that
     /// count each request Atlas receives turn it off.
     pub check_credentials_at_start: bool,
+    /// Limits on every gRPC connection and request.
+    pub transport: TransportLimits,
 }
 
 mod secs {
@@ -206,6 +210,7 @@ impl Config {
 }
 
 fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+    let transport = TransportLimits::from_settings(&args.transport, &file)?;
     let base_url = args
         .base_url
         .clone()
@@ -353,6 +358,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
         default_profile,
         profiles,
         shared_store,
+        transport,
     })
 }
 

@@ -3,20 +3,17 @@
 //! bearer tokens, a global concurrency limit, and graceful shutdown (health NOT_SERVING, stop
 //! accepting, let in-flight calls finish within the grace period). [`run_gateway`] is the
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
+mod closing;
+mod limits;
 pub mod readiness;
 mod routes;
 
 use std::{
     collections::HashMap, future::Future, net::SocketAddr, pin::Pin, process::ExitCode, sync::Arc,
-    time::Duration,
 };
 
 use tokio::net::TcpListener;
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{server::TcpIncoming, Server},
-    Code, Request, Status,
-};
+use tonic::{service::interceptor::InterceptedService, Code, Request, Status};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -69,6 +66,8 @@ pub async fn serve(
     let atlas = AtlasClient::new(&config, store)?;
     let service = GatewayService::new(&config, Arc::clone(&atlas));
     let (reporter, health) = tonic_health::server::health_reporter();
+    let max_request = config.transport.max_request_bytes;
+    let health = health.max_decoding_message_size(max_request);
     // Readiness: the gateway service serves once every profile's credentials worked.
     let ready_now = !config.check_credentials_at_start;
     let ready = if ready_now {
@@ -104,31 +103,40 @@ pub async fn serve(
     // `max_call_duration`); every wait on its way is bounded by it (permit, token, send,
     // body, retry pauses, a duplicate `request_id` waiting for the first) or by the
     // store's 500 ms operation timeout, and a half-made key's rollback runs in its own
-    // task. tonic still applies a caller's `grpc-timeout` itself. Health `Watch` and
-    // reflection are streams, which the backstop never bounded (it stops at the response
-    // headers). What only it bounded: a caller that never finishes sending its request
-    // message and set no deadline; such a stream lives as long as its connection, as an
-    // idle connection always could (HTTP/2 keepalive closes it when the peer is gone).
+    // task. tonic still applies a caller's `grpc-timeout` itself. A request that never
+    // finishes arriving ends DEADLINE_EXCEEDED at `request_timeout` (`limits`: its timer
+    // is armed only when the body is not all there at once).
     let tls = (config.tls.as_ref())
         .map(crate::tls::server_config)
         .transpose()
         .map_err(ServeError::Tls)?;
-    let builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
-    let gateway = AtlasGatewayServer::new(service);
+    let builder = limits::builder(&config.transport, config.request_timeout);
+    let gateway = AtlasGatewayServer::new(service).max_decoding_message_size(max_request);
+    // Calls still running when revocation at stop begins end SHUTTING_DOWN.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     // Caller authentication runs only when there is something to check or to learn:
     // caller tokens, or a TLS listener whose client certificates name callers. Without
     // either it would accept every call unchanged, at the cost of taking each request
     // apart and putting it back together.
     let routes = if config.caller_tokens.is_empty() && tls.is_none() {
-        routes::Routes::new().add(gateway)
+        routes::Routes::new().add(closing::Closing::new(gateway, closing))
     } else {
         let auth = CallerAuth::new(config.caller_tokens.clone());
-        routes::Routes::new().add(InterceptedService::new(gateway, auth))
+        let gateway = InterceptedService::new(gateway, auth);
+        routes::Routes::new().add(closing::Closing::new(gateway, closing))
     };
     let routes = routes
         .add(health)
-        .add(reflection().build_v1()?)
-        .add(reflection().build_v1alpha()?);
+        .add(
+            reflection()
+                .build_v1()?
+                .max_decoding_message_size(max_request),
+        )
+        .add(
+            reflection()
+                .build_v1alpha()?
+                .max_decoding_message_size(max_request),
+        );
 
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
     let drained = async move {
@@ -138,17 +146,18 @@ pub async fn serve(
     let listen = listener.local_addr().unwrap_or(config.listen);
     let mut server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match tls {
-            // Handshakes in crate::tls, which logs and counts the refused ones.
+            // Handshakes in crate::tls, which logs and counts the refused ones; the
+            // connection limits (and no-delay, keepalive) in crate::listen.
             Some(tls) => Box::pin(builder.serve_with_incoming_shutdown(
                 routes,
-                crate::tls::incoming(listener, tls),
+                crate::tls::incoming(listener, tls, &config.transport),
                 drained,
             )),
-            // With a caller-supplied listener tonic ignores the builder's `tcp_nodelay`: set
-            // it on the incoming stream, or small gRPC answers can wait ~40 ms for a delayed ACK.
             None => Box::pin(builder.serve_with_incoming_shutdown(
                 routes,
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                crate::listen::incoming(listener, &config.transport, |tcp, _, _| async {
+                    Some(tcp)
+                }),
                 drained,
             )),
         };
@@ -177,8 +186,11 @@ pub async fn serve(
         Ok(result) => result?,
         Err(_) => tracing::warn!("grace period over; abandoning calls still in flight"),
     }
-    // Tokens minted here and not shared with a fleet: do not leave them counting
-    // against Atlas's active-token cap.
+    // Revocation at stop is final: calls still running end SHUTTING_DOWN, no token is
+    // fetched from here, and the tokens minted here and not shared with a fleet are
+    // revoked (a fetch on its way included), so none is left counting against Atlas's
+    // active-token cap.
+    let _ = closing_tx.send(true);
     atlas.revoke_minted_tokens().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! The TLS listener: builds the rustls server configuration (certificate, key, and the
-//! client CA for mTLS), accepts TCP connections, runs each handshake in a task of its own
-//! (at most [`HANDSHAKE_TIMEOUT`]) and hands finished TLS streams to tonic.
+//! client CA for mTLS) and runs each new connection's handshake (accepting, the
+//! connection limits and the deadline shared with the HTTP/2 preface are
+//! `crate::listen`'s), handing finished TLS streams to tonic.
 //!
 //! It owns what a refused handshake leaves behind: a WARN line once per peer IP and
 //! [`Reason`] (peer address, reason, rustls error text) and
@@ -13,13 +14,9 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::Path,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
 };
 
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{
     rustls::{
         pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
@@ -31,10 +28,11 @@ use tokio_rustls::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{config::TlsConfig, telemetry};
-
-/// A peer that has not finished its handshake by then is dropped (reason `timeout`).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{
+    config::{TlsConfig, TransportLimits},
+    listen::Connection,
+    telemetry,
+};
 
 /// How many (peer IP, reason) pairs are remembered as already logged.
 const REMEMBERED: usize = 1024;
@@ -74,36 +72,32 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .map_err(|e| cannot(&e))
 }
 
-/// TLS streams of the connections accepted on `listener`, for tonic's
-/// `serve_with_incoming`. Dropping the stream stops accepting and closes the listener.
+/// TLS streams of the connections accepted on `listener` (within `limits`, see
+/// [`crate::listen::incoming`]), for tonic's `serve_with_incoming`. Dropping the stream
+/// stops accepting and closes the listener.
 pub fn incoming(
     listener: TcpListener,
     config: ServerConfig,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, Infallible>> {
-    let (tx, rx) = mpsc::channel(64);
+    limits: &TransportLimits,
+) -> ReceiverStream<Result<Connection<TlsStream<TcpStream>>, Infallible>> {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let refusals = Arc::new(Refusals::new(REMEMBERED));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                () = tx.closed() => return,
-                accepted = crate::listen::accept(&listener, "grpc") => accepted,
-            };
-            // Small gRPC answers must not wait for a delayed ACK.
-            let _ = tcp.set_nodelay(true);
-            let (acceptor, tx, refusals) = (acceptor.clone(), tx.clone(), Arc::clone(&refusals));
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => refusals.record(peer, &e),
-                    Err(_) => refusals.record(peer, &io::ErrorKind::TimedOut.into()),
+    crate::listen::incoming(listener, limits, move |tcp, peer, deadline| {
+        let (acceptor, refusals) = (acceptor.clone(), Arc::clone(&refusals));
+        async move {
+            match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    refusals.record(peer, &e);
+                    None
                 }
-            });
+                Err(_) => {
+                    refusals.record(peer, &io::ErrorKind::TimedOut.into());
+                    None
+                }
+            }
         }
-    });
-    ReceiverStream::new(rx)
+    })
 }
 
 /// Why a handshake failed: the `reason` label, a small fixed set.
@@ -124,7 +118,7 @@ pub enum Reason {
     Incompatible,
     /// Not TLS (plaintext gRPC on the TLS port) or a malformed TLS exchange.
     ProtocolError,
-    /// Not done within [`HANDSHAKE_TIMEOUT`].
+    /// Not done within `preface_timeout` (the handshake's share of it).
     Timeout,
     /// The peer closed the connection mid-handshake (TCP probes, port scans).
     Closed,

@@ -6,50 +6,18 @@ mod common;
 mod readiness;
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
 use atlas_grpc_gateway::{
-    emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY},
+    emulator::{Emulator, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY},
     pb::atlas_gateway_client::AtlasGatewayClient,
 };
 use common::{process::*, *};
 use tonic::Code;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-
-const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
-
-/// The gateway command: loopback port 0 (the OS picks a free port, which the gateway
-/// logs), JSON logs to a file (a pipe nobody reads would block the child), and the
-/// service-account credentials.
-fn gateway_cmd(emulator: &Emulator, log: &Path) -> Command {
-    let mut cmd = bare_gateway_cmd(emulator, log);
-    cmd.env("MONGODB_ATLAS_CLIENT_ID", DEMO_CLIENT_ID)
-        .env("MONGODB_ATLAS_CLIENT_SECRET", DEMO_CLIENT_SECRET);
-    cmd
-}
-
-/// The gateway command without Atlas credentials.
-fn bare_gateway_cmd(emulator: &Emulator, log: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
-        .env_clear()
-        .env("MONGODB_ATLAS_BASE_URL", emulator.base_url())
-        .env("ATLAS_GATEWAY_LISTEN", "127.0.0.1:0")
-        .env("ATLAS_GATEWAY_LOG_FORMAT", "json")
-        .env("ATLAS_GATEWAY_SHUTDOWN_GRACE", "5s")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap());
-    cmd
-}
-
-fn log_file() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.log");
-    (dir, path)
-}
 
 /// An emulator where link-token creations hang for ten minutes, and a serving gateway
 /// process (with one extra variable) in front of it.

@@ -67,6 +67,10 @@ pub enum AtlasError {
         /// What is left of Atlas's `Retry-After`.
         retry_after: Duration,
     },
+    /// The gateway is stopping and has started revoking its Atlas tokens: no new token
+    /// is fetched for this call.
+    #[error("the gateway is shutting down; retry on another replica")]
+    ShuttingDown,
 }
 
 /// A non-2xx answer from Atlas.

@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{LogFormat, TlsConfig};
+use super::{LogFormat, TlsConfig, TransportArgs};
 
 /// Values from flags and environment (clap fills these; `None` = not given).
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -104,6 +104,9 @@ pub struct ServeArgs {
     /// (getSystemStatus), exit 1 naming each profile Atlas did not accept.
     #[arg(long, requires = "check_config")]
     pub check_credentials: bool,
+    /// Limits on every gRPC connection and request.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// The TOML file's shape.
@@ -126,6 +129,16 @@ pub(super) struct FileConfig {
     pub(super) allow_unauthenticated_network: Option<bool>,
     pub(super) max_concurrency: Option<usize>,
     pub(super) max_response_bytes: Option<usize>,
+    // Transport limits (`transport`).
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_concurrent_streams: Option<u32>,
+    pub(super) max_local_error_reset_streams: Option<usize>,
+    pub(super) max_header_list_bytes: Option<u32>,
+    pub(super) max_request_bytes: Option<usize>,
+    pub(super) preface_timeout: Option<String>,
+    pub(super) tcp_keepalive: Option<String>,
+    pub(super) http2_keepalive_interval: Option<String>,
+    pub(super) http2_keepalive_timeout: Option<String>,
     pub(super) tls: Option<TlsConfig>,
     /// Names of environment variables holding caller bearer tokens.
     #[serde(default)]

@@ -29,6 +29,19 @@ use upstream::{access_list_failed, upstream};
 /// `ErrorInfo.domain` for errors the gateway itself raises.
 pub const GATEWAY_DOMAIN: &str = "atlas-grpc-gateway";
 
+/// `ErrorInfo.reason` of a call still running when the gateway, stopping, starts
+/// revoking its Atlas tokens (`UNAVAILABLE`).
+const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+
+/// The answer to a call still running when the gateway starts revoking its tokens at
+/// shutdown: `UNAVAILABLE`, reason `SHUTTING_DOWN` (what [`AtlasError::ShuttingDown`]
+/// maps to, without a call's context).
+pub fn shutting_down() -> Status {
+    let details = ErrorDetails::with_error_info(SHUTTING_DOWN, GATEWAY_DOMAIN, HashMap::new());
+    let message = AtlasError::ShuttingDown.to_string();
+    Status::with_error_details(Code::Unavailable, message, details)
+}
+
 /// Everything a call can fail with.
 #[derive(Debug)]
 pub enum Failure {

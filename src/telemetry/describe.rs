@@ -61,4 +61,8 @@ pub(super) fn describe_metrics() {
         "atlas_gateway_tls_handshake_failures_total",
         "TLS handshakes the gRPC listener refused or lost, by reason"
     );
+    describe_counter!(
+        "atlas_gateway_connections_refused_total",
+        "New gRPC connections closed at once because max_connections were open"
+    );
 }

@@ -197,6 +197,14 @@ pub fn digest_challenge(profile: &str) {
         .increment(1);
 }
 
+/// The gRPC listener closed a new connection at once: `max_connections` are open.
+pub fn connection_refused() {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_connections_refused_total").increment(1);
+}
+
 /// The TLS listener refused (or lost) a handshake; `reason` is one of a fixed set.
 pub fn tls_handshake_failure(reason: &'static str) {
     if off() {

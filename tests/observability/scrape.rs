@@ -12,7 +12,8 @@ const PROFILES: &str =
     "[profiles.default]\n[profiles.apikey]\npublic_key_env = \"PUB\"\nprivate_key_env = \"PRIV\"\n";
 
 /// Every family docs/operations.md lists.
-const FAMILIES: [&str; 14] = [
+const FAMILIES: [&str; 15] = [
+    "atlas_gateway_connections_refused_total",
     "atlas_gateway_calls_total",
     "atlas_gateway_call_duration_seconds",
     "atlas_gateway_in_flight_calls",

@@ -77,6 +77,8 @@ pub struct TokenSource {
     slot: Option<TokenSlot>,
     /// Unexpired tokens minted here and not shared, revoked at a graceful stop.
     minted: Mutex<Vec<(Secret, Instant)>>,
+    /// True once revocation at stop has begun; every fetch holds it read (`revoke`).
+    stopping: tokio::sync::RwLock<bool>,
 }
 
 /// Where one profile's tokens come from and go.
@@ -126,6 +128,7 @@ impl TokenSource {
             generation: AtomicU64::new(0),
             slot,
             minted: Mutex::new(Vec::new()),
+            stopping: tokio::sync::RwLock::new(false),
         })
     }
 
@@ -253,6 +256,7 @@ impl TokenSource {
                     *this.refresh_not_before.lock().expect("not poisoned") =
                         Some(Instant::now() + PEER_REFRESH_RECHECK);
                 }
+                Err(TokenError::ShuttingDown) => {}
                 Err(e) => {
                     let wait = match &e {
                         TokenError::RateLimited { retry_after } => {

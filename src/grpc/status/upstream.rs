@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 use tonic::Code;
 use tonic_types::ErrorDetails;
 
-use super::{api_failure::api_failure, ErrorContext, GATEWAY_DOMAIN};
+use super::{api_failure::api_failure, ErrorContext, GATEWAY_DOMAIN, SHUTTING_DOWN};
 use crate::atlas::{error::AtlasError, Operation};
 
 /// Active access tokens Atlas allows per service account.
@@ -101,6 +101,11 @@ pub(super) fn upstream(
             );
             (Code::ResourceExhausted, msg, "RATE_LIMITED".into())
         }
+        AtlasError::ShuttingDown => (
+            Code::Unavailable,
+            AtlasError::ShuttingDown.to_string(),
+            SHUTTING_DOWN.into(),
+        ),
         e @ (AtlasError::CredentialsRejected { .. }
         | AtlasError::TokenLimitReached { .. }
         | AtlasError::TokenEndpointUnavailable { .. }

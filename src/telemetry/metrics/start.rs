@@ -96,6 +96,7 @@ pub fn export_from_start(profiles: &[ProfileLabel], features: &str) {
     for operation in STORE_OPERATIONS {
         counter!("atlas_gateway_shared_store_errors_total", "operation" => operation).absolute(0);
     }
+    counter!("atlas_gateway_connections_refused_total").absolute(0);
     for reason in TLS_REASONS {
         counter!("atlas_gateway_tls_handshake_failures_total", "reason" => reason).absolute(0);
     }

@@ -22,6 +22,8 @@ pub(super) enum TokenError {
     RateLimited {
         retry_after: Option<Duration>,
     },
+    /// Revocation at stop has begun: no token is fetched any more.
+    ShuttingDown,
 }
 
 /// A token-endpoint failure remembered until `until`: no token request before then.
@@ -43,6 +45,7 @@ impl From<&TokenError> for AtlasError {
             TokenError::RateLimited { retry_after } => {
                 AtlasError::TokenEndpointRateLimited { retry_after }
             }
+            TokenError::ShuttingDown => AtlasError::ShuttingDown,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Basic client auth, a capped body, its own timeout), the answer classified as a token
 //! or a [`TokenError`], counted and logged (outcome and time only: never the secret or
 //! the token), and remembered (a minted token for revocation, a failure for its cooldown).
+//! Once revocation at stop has begun it sends no token request.
 use std::{
     sync::{Arc, OnceLock},
     time::{Duration, Instant, SystemTime},
@@ -21,7 +22,19 @@ const TOKEN_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 impl TokenSource {
+    /// A new token, unless revocation at stop has begun. The fetch holds the stop gate
+    /// open until its token is remembered, so the revocation waits for it (`revoke`).
     pub(super) async fn fetch(&self) -> Result<Arc<AccessToken>, TokenError> {
+        let stopping = self.stopping.read().await;
+        if *stopping {
+            return Err(TokenError::ShuttingDown);
+        }
+        let result = self.fetch_counted().await;
+        drop(stopping);
+        result
+    }
+
+    async fn fetch_counted(&self) -> Result<Arc<AccessToken>, TokenError> {
         let started = Instant::now();
         let result = self.request_token().await;
         let outcome = match &result {
@@ -30,6 +43,7 @@ impl TokenSource {
             Err(TokenError::LimitReached) => "token_limit",
             Err(TokenError::RateLimited { .. }) => "rate_limited",
             Err(TokenError::Unavailable { .. }) => "unavailable",
+            Err(TokenError::ShuttingDown) => "shutting_down",
         };
         m::token_fetch(&self.profile, outcome, started.elapsed());
         tracing::debug!(profile = %self.profile, outcome, elapsed_ms = started.elapsed().as_millis() as u64, "token fetch");

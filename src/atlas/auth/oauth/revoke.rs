@@ -3,7 +3,10 @@
 //! a token replaced by a refresh ahead is revoked once no call holds it any more, so a
 //! rolling restart does not leave a second set of live tokens against Atlas's cap of
 //! 100 per service account. A token stored for the fleet is never revoked here.
-//! It never logs a token.
+//!
+//! Revocation at stop is final: it first closes the source (no call and no refresh
+//! fetches a token after it; `fetch`), waits for a fetch already on its way, and revokes
+//! that token with the rest. It never logs a token.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -27,9 +30,12 @@ impl TokenSource {
     }
 
     /// The token belongs to the fleet (or is revoked): not ours to revoke any more.
-    pub(super) fn forget_minted(&self, token: &Secret) {
+    /// Returns whether it was ours (minted here, unexpired, not yet revoked).
+    pub(super) fn forget_minted(&self, token: &Secret) -> bool {
         let mut minted = self.minted.lock().expect("not poisoned");
+        let before = minted.len();
         minted.retain(|(t, _)| t != token);
+        minted.len() < before
     }
 
     /// After a refresh ahead replaced `old`: revokes it once no call holds it.
@@ -48,12 +54,17 @@ impl TokenSource {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            this.revoke(&old.value).await;
+            // Not ours any more when the stop has revoked it already.
+            if this.forget_minted(&old.value) {
+                this.revoke(&old.value).await;
+            }
         });
     }
 
-    /// Revokes every unexpired token this process minted and did not share.
+    /// Stops fetching tokens, then revokes every unexpired token this process minted
+    /// and did not share, a fetch that was on its way included (bounded by its timeout).
     pub async fn revoke_minted(&self) {
+        *self.stopping.write().await = true;
         let minted = std::mem::take(&mut *self.minted.lock().expect("not poisoned"));
         let now = Instant::now();
         for (token, expires) in minted {
@@ -64,7 +75,6 @@ impl TokenSource {
     }
 
     async fn revoke(&self, token: &Secret) {
-        self.forget_minted(token);
         let body = format!(
             "token={}&token_type_hint=access_token",
             form_encode(token.expose())
