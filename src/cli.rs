@@ -116,6 +116,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     if args.check_config {
         print_line(&serde_json::to_string_pretty(&config).expect("serializable"));
+        if args.check_credentials {
+            return check_credentials(&config).await;
+        }
         return ExitCode::SUCCESS;
     }
     server::run_gateway(config).await
@@ -140,6 +143,34 @@ fn audit_verify(path: &std::path::Path) -> ExitCode {
             print_line(&format!("bad: {bad}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--check-credentials`: each profile checked once as readiness checks it; one line per
+/// profile on stderr; exit 1 when Atlas accepted not all of them.
+async fn check_credentials(config: &crate::config::Config) -> ExitCode {
+    let atlas = match crate::atlas::client::AtlasClient::new(config, None) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("atlas-grpc-gateway: cannot build the Atlas HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for profile in config.profiles.keys() {
+        match server::readiness::check(&atlas, profile).await {
+            Ok(()) => eprintln!("profile {profile}: credentials accepted by Atlas"),
+            Err(e) => {
+                failed = true;
+                let hint = server::readiness::what_to_check(&e);
+                eprintln!("profile {profile}: Atlas did not accept the credentials: {e}; {hint}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

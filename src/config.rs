@@ -163,6 +163,10 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Fleet mode: state shared through Redis; `None` keeps it in process.
     pub shared_store: Option<StoreConfig>,
+    /// Readiness waits for Atlas to accept every profile's credentials (always, for a
+    /// loaded configuration); off, the gateway service is SERVING at once. Tests that
+    /// count each request Atlas receives turn it off.
+    pub check_credentials_at_start: bool,
     /// Limits on every gRPC connection and request.
     pub transport: TransportLimits,
     #[serde(with = "secs")]
@@ -329,6 +333,7 @@ fn build(args: &ServeArgs, file: FileConfig, env: &dyn Env) -> Result<Config, Co
     callers::refuse_plaintext_tokens(listen, tls_on, &callers, allow_plaintext_caller_tokens)
         .map_err(ConfigError)?;
     let config = Config {
+        check_credentials_at_start: true,
         listen,
         allow_unauthenticated_network,
         metrics_listen,

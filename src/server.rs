@@ -5,6 +5,7 @@
 //! process around it (tracing, metrics, bind, signals), shared by `serve` and `dev`.
 mod closing;
 mod limits;
+pub mod readiness;
 mod routes;
 
 use std::{future::Future, net::SocketAddr, pin::Pin, process::ExitCode, sync::Arc};
@@ -77,12 +78,27 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     let max_request = config.transport.max_request_bytes;
     let health = health.max_decoding_message_size(max_request);
-    reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-        .await;
+    // Readiness: the gateway service serves once every profile's credentials worked.
+    let ready_now = !config.check_credentials_at_start;
+    let ready = if ready_now {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status(SERVICE_NAME, ready).await;
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !ready_now {
+        let profiles = config.profiles.keys().cloned().collect();
+        readiness::spawn(
+            Arc::clone(&atlas),
+            profiles,
+            reporter.clone(),
+            Arc::clone(&stopping),
+        );
+    }
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -168,6 +184,7 @@ pub async fn serve(
         grace_ms = config.shutdown_grace.as_millis() as u64,
         "shutting down: NOT_SERVING, draining in-flight calls"
     );
+    stopping.store(true, std::sync::atomic::Ordering::Release);
     reporter
         .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
         .await;
@@ -222,6 +239,7 @@ pub async fn run_gateway_announced(config: Config, announce: impl FnOnce(Bound))
         match telemetry::init_metrics(addr).await {
             Ok(bound) => {
                 tracing::info!(metrics_listen = %bound, "serving Prometheus /metrics");
+                telemetry::export_metrics_from_start(&config);
                 metrics = Some(bound);
             }
             Err(e) => {

@@ -105,6 +105,28 @@ pub async fn init_metrics(addr: SocketAddr) -> Result<SocketAddr, String> {
     Ok(bound)
 }
 
+/// Every metric family from the first scrape, for `config`'s profiles (see
+/// [`metrics::export_from_start`]).
+pub fn export_metrics_from_start(config: &crate::config::Config) {
+    let profiles: Vec<metrics::ProfileLabel> = config
+        .profiles
+        .values()
+        .map(|p| metrics::ProfileLabel {
+            name: p.name.as_str().into(),
+            oauth: matches!(
+                p.credentials,
+                crate::config::Credentials::ServiceAccount { .. }
+            ),
+        })
+        .collect();
+    let features = if cfg!(feature = "emulator") {
+        "emulator"
+    } else {
+        ""
+    };
+    metrics::export_from_start(&profiles, features);
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -534,3 +534,30 @@ async fn a_401_storm_cannot_turn_into_a_token_request_per_call() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn two_profiles_on_one_service_account_make_one_token_request() {
+    let gw = Gateway::start_with(Default::default(), |c| {
+        c.check_credentials_at_start = true; // each profile's readiness check too
+        let mut second = c.profiles["default"].clone();
+        second.name = "second".into();
+        c.profiles.insert("second".into(), second);
+    })
+    .await;
+    for profile in ["default", "second", "default", "second"] {
+        let req = with_meta(
+            delete_req(DEMO_ORG_ID),
+            &[("x-atlas-profile", profile)],
+            None,
+        );
+        let err = gw.client().delete_link_token(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "reached Atlas: {err:?}");
+    }
+    assert_eq!(
+        gw.emulator.counters().token_requests,
+        1,
+        "one token for the account"
+    );
+    assert_eq!(gw.emulator.active_tokens(), 1);
+    gw.stop().await;
+}

@@ -2,6 +2,10 @@
 //! and JSON) and, with `OTEL_EXPORTER_OTLP_ENDPOINT` set, OpenTelemetry spans exported
 //! over OTLP/gRPC to a real receiver.
 mod common;
+#[path = "observability/scrape.rs"]
+mod scrape;
+#[path = "observability/strict_json.rs"]
+mod strict_json;
 
 use std::{
     path::PathBuf,
@@ -9,15 +13,16 @@ use std::{
 };
 
 use atlas_grpc_gateway::emulator::{Emulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use atlas_grpc_gateway::pb::atlas_gateway_client::AtlasGatewayClient;
 use common::{process::wait_serving, *};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atlas-grpc-gateway");
 
 /// The real binary (`serve`) in front of an in-process emulator; stderr in a file.
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    addr: std::net::SocketAddr,
-    log: PathBuf,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -122,6 +127,90 @@ async fn call_durations_are_logged_with_three_decimals_at_most_in_text_and_json(
             assert!(ms > 0.0, "{name}={value}");
             assert!(decimals(value) <= 3, "{format}: {name}={value} in {line}");
         }
+    }
+}
+
+/// Profiles for the log test: `bad` has a client id Atlas does not know.
+const BAD_PROFILE: &str = "[profiles.default]\n[profiles.bad]\nclient_id = \"mdb_sa_id_unknown\"\nclient_secret_env = \"BAD_SECRET\"\n";
+
+/// The per-call JSON line of the call with correlation id `corr`.
+fn call_line<'a>(lines: &'a [serde_json::Value], corr: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|v| v["message"] == "call finished" && v["span"]["correlation_id"] == corr)
+        .unwrap_or_else(|| panic!("no per-call line for {corr}"))
+}
+
+#[tokio::test]
+async fn every_json_line_has_unique_keys_and_each_outcome_its_level() {
+    let emulator = Emulator::start(Default::default(), loopback())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("profiles.toml");
+    std::fs::write(&config, BAD_PROFILE).unwrap();
+    let config = config.to_str().unwrap();
+    let gw = Process::start(
+        &emulator,
+        &["--log-format", "json", "--config", config],
+        &[("RUST_LOG", "info"), ("BAD_SECRET", "not-the-secret")],
+    )
+    .await;
+    let mut client = AtlasGatewayClient::new(channel(gw.addr).await);
+    let corr = |id: &'static str| [("x-request-id", id)];
+    let mut keyed = link_req(DEMO_ORG_ID);
+    keyed.request_id = "idem-key-1".into();
+    client
+        .create_link_token(with_meta(keyed, &corr("ok-1"), None))
+        .await
+        .unwrap();
+    let bad = with_meta(link_req("nope"), &corr("invalid-1"), None);
+    client.create_link_token(bad).await.unwrap_err();
+    client
+        .delete_link_token(with_meta(delete_req(DEMO_ORG_ID), &corr("gone-1"), None))
+        .await
+        .unwrap();
+    client
+        .delete_link_token(with_meta(delete_req(DEMO_ORG_ID), &corr("gone-2"), None))
+        .await
+        .unwrap_err();
+    emulator.inject(Fault::once(
+        Route::CreateApiKey,
+        FaultAction::error(500, "UNEXPECTED_ERROR"),
+    ));
+    client
+        .create_api_key(with_meta(key_req(DEMO_ORG_ID), &corr("internal-1"), None))
+        .await
+        .unwrap_err();
+    let refused = [("x-request-id", "refused-1"), ("x-atlas-profile", "bad")];
+    let err = client
+        .create_link_token(with_meta(link_req(DEMO_ORG_ID), &refused, None))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "ATLAS_CREDENTIALS_REJECTED", "{err:?}");
+    let logs = gw.stop().await;
+
+    for line in logs.lines() {
+        strict_json::check(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ok = call_line(&lines, "ok-1");
+    assert_eq!(ok["span"]["request_id"], "idem-key-1", "{ok}");
+    assert!(ok.get("error").is_none(), "{ok}");
+    for (corr, level, reason) in [
+        ("ok-1", "INFO", None),
+        ("invalid-1", "INFO", Some("INVALID_REQUEST")),
+        ("gone-2", "INFO", Some("UNEXPECTED_ERROR")),
+        ("internal-1", "ERROR", Some("UNEXPECTED_ERROR")),
+        ("refused-1", "ERROR", Some("ATLAS_CREDENTIALS_REJECTED")),
+    ] {
+        let line = call_line(&lines, corr);
+        assert_eq!(line["level"], level, "{line}");
+        assert_eq!(line["span"]["reason"].as_str(), reason, "{line}");
+        assert_eq!(line["error"].is_string(), reason.is_some(), "{line}");
     }
 }
 

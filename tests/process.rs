@@ -2,6 +2,8 @@
 //! configuration, `--check-config`, and a trace-level run whose logs must not contain
 //! any secret.
 mod common;
+#[path = "process/readiness.rs"]
+mod readiness;
 
 use std::{
     path::PathBuf,
@@ -74,7 +76,8 @@ async fn sigterm_drains_in_flight_calls_reports_not_serving_and_exits_0() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.message().await.unwrap().unwrap().status, 1, "SERVING");
+    // Readiness: NOT_SERVING until Atlas accepted the credentials, then SERVING.
+    while watch.message().await.unwrap().unwrap().status != 1 {}
     let mut client = AtlasGatewayClient::new(ch);
     let in_flight =
         tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
@@ -101,7 +104,8 @@ async fn a_second_signal_exits_at_once() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.message().await.unwrap().unwrap().status, 1, "SERVING");
+    // Readiness: NOT_SERVING until Atlas accepted the credentials, then SERVING.
+    while watch.message().await.unwrap().unwrap().status != 1 {}
     let mut client = AtlasGatewayClient::new(ch);
     let _stuck = tokio::spawn(async move { client.create_link_token(link_req(DEMO_ORG_ID)).await });
     creations_reach_atlas(&emulator, 1).await;
@@ -326,7 +330,7 @@ async fn cancelled_calls_are_counted_logged_and_leave_the_in_flight_gauge() {
     }
     let url = format!("http://{metrics}/metrics");
     let wanted = [
-        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Cancelled"} 5"#,
+        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Cancelled",profile="default",reason=""} 5"#,
         r#"atlas_gateway_in_flight_calls{method="CreateLinkToken"} 0"#,
     ];
     eventually("5 cancelled calls counted, none left in flight", || {
@@ -383,15 +387,17 @@ async fn prometheus_metrics_on_their_own_port() {
     child.kill().unwrap();
     let _ = child.wait();
     for expected in [
-        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok"} 2"#,
-        r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument"} 1"#,
-        // One duration series per method, whatever the code.
-        r#"atlas_gateway_call_duration_seconds_count{method="DeleteLinkToken"} 2"#,
-        r#"atlas_gateway_call_duration_seconds_count{method="CreateLinkToken"} 2"#,
+        r#"atlas_gateway_calls_total{method="CreateLinkToken",code="Ok",profile="default",reason=""} 2"#,
+        r#"atlas_gateway_calls_total{method="DeleteLinkToken",code="InvalidArgument",profile="default",reason="INVALID_REQUEST"} 1"#,
+        // Duration series by method, profile and reason.
+        r#"atlas_gateway_call_duration_seconds_count{method="DeleteLinkToken",profile="default",reason=""} 1"#,
+        r#"atlas_gateway_call_duration_seconds_count{method="DeleteLinkToken",profile="default",reason="INVALID_REQUEST"} 1"#,
+        r#"atlas_gateway_call_duration_seconds_count{method="CreateLinkToken",profile="default",reason=""} 2"#,
         r#"atlas_gateway_token_fetches_total{profile="default",outcome="ok"} 1"#,
-        // Cache hits per upstream attempt: 2nd create, delete, its retry, list.
-        r#"atlas_gateway_token_cache_hits_total{profile="default"} 4"#,
-        r#"atlas_gateway_calls_total{method="ListApiKeys",code="Ok"} 1"#,
+        // Cache hits per upstream attempt: the readiness check fetched the token; then
+        // both creates, delete, its retry, list.
+        r#"atlas_gateway_token_cache_hits_total{profile="default"} 5"#,
+        r#"atlas_gateway_calls_total{method="ListApiKeys",code="Ok",profile="default",reason=""} 1"#,
         "atlas_gateway_upstream_duration_seconds_bucket{operation=\"listOrgApiKeys\",status=\"200\",le=",
         r#"atlas_gateway_upstream_retries_total{operation="deleteOrgLiveMigrationLinkTokens",reason="503"} 1"#,
         "atlas_gateway_upstream_duration_seconds_bucket{operation=\"createOrgLiveMigrationLinkToken\",status=\"201\",le=",

@@ -15,7 +15,7 @@ use reqwest::{header, RequestBuilder};
 use tokio::{sync::Semaphore, time::timeout_at};
 
 use super::{
-    auth::{digest::Lease, oauth::AccessToken, Authenticator},
+    auth::{digest::Lease, oauth::AccessToken, Authenticator, ServiceAccounts},
     error::AtlasError,
     models::parse_api_error,
     response::{
@@ -131,12 +131,13 @@ impl AtlasClient {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let mut accounts = ServiceAccounts::default();
         let upstreams: HashMap<_, Upstream> = config
             .profiles
             .values()
             .map(|p| {
                 let shared = store.as_ref().map(|s| s.for_profile(p));
-                let auth = Authenticator::new(&http, p, shared.clone());
+                let auth = Authenticator::new(&http, p, shared.clone(), &mut accounts);
                 let upstream = Upstream {
                     profile: p.clone(),
                     urls: Urls::new(
@@ -337,7 +338,11 @@ impl AtlasClient {
             token.mark_accepted();
         }
         if status == 401 && Box::pin(reauthenticate(ctx, &upstream.auth, auth, &info)).await {
-            m::upstream_attempt(op.id(), "401", started.elapsed());
+            // A Digest challenge is the protocol's normal first round trip, counted in
+            // digest_challenges_total; only a refused Bearer token is an upstream 401.
+            if !matches!(upstream.auth, Authenticator::Digest(_)) {
+                m::upstream_attempt(op.id(), "401", started.elapsed());
+            }
             return Ok(Step::Reauthenticate);
         }
         let read = read_capped(resp, self.max_response_bytes).await;

@@ -34,6 +34,8 @@ pub enum Operation {
     ListApiKeys,
     /// PATCH .../apiKeys/{apiUserId} (`updateApiKey`).
     UpdateApiKey,
+    /// GET /api/atlas/v2 (`getSystemStatus`): the readiness check of a profile's credentials.
+    GetSystemStatus,
 }
 
 impl Operation {
@@ -47,6 +49,7 @@ impl Operation {
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
             Operation::UpdateApiKey => "updateApiKey",
+            Operation::GetSystemStatus => "getSystemStatus",
         }
     }
 
@@ -54,7 +57,7 @@ impl Operation {
     pub fn method(self) -> reqwest::Method {
         match self {
             Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
-            Operation::ListApiKeys => reqwest::Method::GET,
+            Operation::ListApiKeys | Operation::GetSystemStatus => reqwest::Method::GET,
             Operation::UpdateApiKey => reqwest::Method::PATCH,
             _ => reqwest::Method::POST,
         }
@@ -75,6 +78,7 @@ impl Operation {
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
+            Operation::GetSystemStatus => "/api/atlas/v2",
         }
     }
 
@@ -93,6 +97,7 @@ impl Operation {
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
             Operation::UpdateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/updateApiKey",
+            Operation::GetSystemStatus => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Root/operation/getSystemStatus",
         }
     }
 

@@ -15,6 +15,19 @@ fn json_body(value: &impl serde::Serialize) -> Option<bytes::Bytes> {
 }
 
 impl AtlasClient {
+    /// GET /api/atlas/v2 (`getSystemStatus`): succeeds when Atlas accepts the profile's
+    /// credentials from this host. The body (build, API key metadata) is not read.
+    pub async fn system_status(&self, ctx: &CallContext<'_>) -> Result<(), AtlasError> {
+        let req = AtlasRequest {
+            op: Operation::GetSystemStatus,
+            org_id: "",
+            api_key_id: "",
+            query: None,
+            body: None,
+        };
+        self.execute(ctx, &req).await.map(drop)
+    }
+
     /// POST .../liveMigrations/linkTokens; returns the link token.
     pub async fn create_link_token(
         &self,

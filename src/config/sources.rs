@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Validate the configuration, print it with secrets redacted, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// With --check-config: also check each profile's credentials against Atlas once
+    /// (getSystemStatus), exit 1 naming each profile Atlas did not accept.
+    #[arg(long, requires = "check_config")]
+    pub check_credentials: bool,
     /// Limits on every gRPC connection and request.
     #[command(flatten)]
     pub transport: TransportArgs,

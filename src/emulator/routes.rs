@@ -38,6 +38,7 @@ const LINK_TOKENS: &str = "/api/atlas/v2/orgs/{orgId}/liveMigrations/linkTokens"
 const API_KEYS: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys";
 const API_KEY: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}";
 const ACCESS_LIST: &str = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList";
+const SYSTEM_STATUS: &str = "/api/atlas/v2";
 
 /// The emulator's whole router: control API plus the Atlas surface.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -58,6 +59,7 @@ enum Op {
     DeleteApiKey,
     CreateAccessList,
     ListAccessList,
+    SystemStatus,
     /// A known path with a method it does not support.
     WrongMethod(&'static str),
     Unknown,
@@ -76,7 +78,7 @@ impl Op {
             Op::DeleteApiKey => Route::DeleteApiKey,
             Op::CreateAccessList => Route::CreateApiKeyAccessList,
             Op::ListAccessList => Route::ListApiKeyAccessList,
-            Op::Revoke | Op::WrongMethod(_) | Op::Unknown => return None,
+            Op::Revoke | Op::SystemStatus | Op::WrongMethod(_) | Op::Unknown => return None,
         })
     }
 }
@@ -118,6 +120,10 @@ fn resolve(method: &Method, path: &str) -> Target {
             None,
             None,
         );
+    }
+    if path == SYSTEM_STATUS {
+        let op = pick(method, &[(Method::GET, Op::SystemStatus)], "GET");
+        return target(op, SYSTEM_STATUS, None, None);
     }
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
@@ -263,6 +269,9 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
     if let Err(error) = check_media_types(&parts.method, &parts.headers) {
         return error.into_response();
     }
+    if op == Op::SystemStatus {
+        return system_status();
+    }
     let org = target.org.unwrap_or_default();
     if let Err(error) = check_org(shared, &org) {
         return error.into_response();
@@ -280,6 +289,19 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
         Op::CreateAccessList => api_keys::add_access_list(shared, &org, &key, &body),
         _ => api_keys::list_access_list(shared, &org, &key, query),
     }
+}
+
+/// `getSystemStatus` for credentials the common checks accepted: a `SystemStatus`
+/// (`appName`, `build`, `throttling`, `apiKey`, `links`).
+fn system_status() -> Response {
+    let body = json!({
+        "appName": "MongoDB Atlas (emulated)",
+        "build": random_hex(20),
+        "throttling": false,
+        "apiKey": {"accessList": [], "id": random_hex(12), "publicKey": "emulated", "roles": []},
+        "links": [{"href": SYSTEM_STATUS, "rel": "self"}],
+    });
+    versioned_json(StatusCode::OK, &body)
 }
 
 /// Keeps the request (credentials reduced to their scheme) for tests to inspect.

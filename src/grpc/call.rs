@@ -6,6 +6,11 @@
 //! and returns the request id in response metadata. A call dropped before it finished
 //! (the caller cancelled: the handler future is dropped) is accounted for by `Drop`
 //! as `CANCELLED`, so the in-flight gauge, the call counter and the log never miss one.
+//! The log line's fields are distinct names (`error` holds the answer's message; the
+//! event's own `message` is "call finished"): `correlation_id` is the `x-request-id`,
+//! `request_id` the caller's idempotency key when given; its level is `outcome`'s.
+mod outcome;
+
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -19,6 +24,7 @@ use tracing::{
 
 use super::status::{ErrorContext, Failure};
 use crate::{atlas::Operation, callers::CallerIdentity, telemetry::metrics as m, validate::echo};
+use outcome::Severity;
 
 /// Correlation id metadata key (echoed back).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -107,8 +113,9 @@ impl Call {
             .map(|t| t.saturating_sub(DEADLINE_MARGIN.min(t / 10)))
             .unwrap_or(defaults.request_timeout)
             .min(defaults.max_call_duration);
-        let span = tracing::info_span!("rpc", method, caller = caller.name(), org_id = %org_id, profile = %profile, request_id = %request_id,
-            trace_id = Empty, code = Empty, error_code = Empty, upstream_status = Empty, upstream_ms = Empty, replayed = Empty);
+        let span = tracing::info_span!("rpc", method, caller = caller.name(), org_id = %org_id, profile = %profile, correlation_id = %request_id,
+            request_id = Empty, trace_id = Empty, code = Empty, reason = Empty, error_code = Empty, upstream_status = Empty,
+            upstream_ms = Empty, replayed = Empty);
         let trace = crate::otel::CallTrace::start(metadata, method, caller.name());
         if let Some(id) = trace.trace_id() {
             span.record("trace_id", tracing::field::display(id));
@@ -128,6 +135,12 @@ impl Call {
             started,
             finished: false,
         }
+    }
+
+    /// The caller's idempotency key (the request's `request_id`, already validated) goes
+    /// to the log line as `request_id`.
+    pub fn record_idempotency_key(&self, key: &str) {
+        self.span.record("request_id", key);
     }
 
     /// The Atlas part took `d` (the span's `upstream_ms`, written by `flush_upstream`
@@ -214,9 +227,25 @@ impl Call {
         };
         let code_name = code_name(code);
         self.record_code(code_name);
-        let message = answer.as_ref().err().map(|s| s.message());
-        tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed), message, "call finished");
-        m::call_finished(self.method, code_name, elapsed);
+        let reason = answer.as_ref().err().and_then(outcome::reason);
+        if let Some(r) = &reason {
+            self.span.record("reason", r.as_str());
+        }
+        let error = answer.as_ref().err().map(Status::message);
+        let latency_ms = crate::telemetry::log_millis(elapsed);
+        let span = &self.span;
+        match outcome::severity(code, reason.as_deref()) {
+            Severity::Info => tracing::info!(parent: span, latency_ms, error, "call finished"),
+            Severity::Warn => tracing::warn!(parent: span, latency_ms, error, "call finished"),
+            Severity::Error => tracing::error!(parent: span, latency_ms, error, "call finished"),
+        }
+        m::call_finished(
+            self.method,
+            code_name,
+            &self.profile,
+            reason.as_deref(),
+            elapsed,
+        );
         self.trace.finish(code);
         answer
     }
@@ -232,7 +261,7 @@ impl Drop for Call {
         self.record_code(code_name);
         tracing::info!(parent: &self.span, latency_ms = crate::telemetry::log_millis(elapsed),
             "call cancelled by the caller before it finished");
-        m::call_finished(self.method, code_name, elapsed);
+        m::call_finished(self.method, code_name, &self.profile, None, elapsed);
         self.trace.finish(tonic::Code::Cancelled);
     }
 }

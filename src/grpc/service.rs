@@ -139,6 +139,9 @@ impl GatewayService {
             let begun = log.begin(audited::entry(call, peer, &request_id)).await;
             *audit = Some(begun.map_err(|_| Failure::AuditUnavailable)?);
         }
+        if !request_id.is_empty() {
+            call.record_idempotency_key(&request_id);
+        }
         let req = &*req;
         let ctx = CallContext {
             profile: &call.profile,

@@ -8,7 +8,7 @@
 //! and `api_failure` (Atlas's error answers: the code table and their details).
 //!
 //! Messages come from Atlas's `detail` or a gateway sentence: never a Debug dump, a raw
-//! body or a secret. See README.md "Errors" for the table this implements.
+//! body or a secret. See docs/errors.md for the table this implements.
 use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};

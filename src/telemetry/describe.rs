@@ -8,12 +8,12 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 pub(super) fn describe_metrics() {
     describe_counter!(
         "atlas_gateway_calls_total",
-        "gRPC calls finished, by method and gRPC code"
+        "gRPC calls finished, by method, gRPC code, profile and ErrorInfo reason (empty on success)"
     );
     describe_histogram!(
         "atlas_gateway_call_duration_seconds",
         Unit::Seconds,
-        "gRPC call latency, by method"
+        "gRPC call latency, by method, profile and ErrorInfo reason (empty on success)"
     );
     describe_gauge!(
         "atlas_gateway_in_flight_calls",
@@ -55,7 +55,15 @@ pub(super) fn describe_metrics() {
     );
     describe_counter!(
         "atlas_gateway_digest_challenges_total",
-        "HTTP Digest challenges answered, by profile"
+        "HTTP Digest challenges answered, by profile (the protocol's normal first round trip, not counted as an upstream 401)"
+    );
+    describe_gauge!(
+        "atlas_gateway_build_info",
+        "Always 1; the version and cargo features of this build in its labels"
+    );
+    describe_gauge!(
+        "atlas_gateway_profile_ready",
+        "1 once the profile's credentials were accepted by Atlas (getSystemStatus answered 200), else 0"
     );
     describe_counter!(
         "atlas_gateway_leases_expired_total",

@@ -1,6 +1,11 @@
 //! Recording the gateway's metrics (no-ops until the exporter is installed). The handles
 //! of the per-call series are kept by label values, so a call records into them without
-//! looking the series up again.
+//! looking the series up again. The `profile` label only ever names a configured
+//! profile (an unknown `x-atlas-profile` counts as ""), and `reason` is the answer's
+//! `ErrorInfo.reason` (bounded by `grpc::call::outcome`), so every label set is bounded.
+mod start;
+
+pub use start::{ProfileLabel, METHODS};
 use std::{
     collections::HashMap,
     hash::Hash,
@@ -53,11 +58,40 @@ impl<K: Hash + Eq, H: Clone> Handles<K, H> {
     }
 }
 
+/// The configured profiles (the only values of the `profile` label of calls).
+static PROFILES: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+
+/// Exports every family from the first scrape (see [`start`]); call once, after the
+/// exporter is installed, with the configured profiles and the build's features.
+pub fn export_from_start(profiles: &[ProfileLabel], features: &str) {
+    let _ = PROFILES.set(profiles.iter().map(|p| Arc::clone(&p.name)).collect());
+    if off() {
+        return;
+    }
+    start::export_from_start(profiles, features);
+}
+
+/// Whether `profile`'s credentials have been accepted (`atlas_gateway_profile_ready`).
+pub fn profile_ready(profile: &str, ready: bool) {
+    if off() {
+        return;
+    }
+    ::metrics::gauge!("atlas_gateway_profile_ready", "profile" => profile.to_string())
+        .set(if ready { 1.0 } else { 0.0 });
+}
+
+/// The `profile` label of a call: a configured profile's index, or `None`.
+fn profile_index(profile: &str) -> Option<usize> {
+    PROFILES.get()?.iter().position(|p| &**p == profile)
+}
+
 /// `atlas_gateway_in_flight_calls` by method.
 static IN_FLIGHT: Handles<&'static str, Gauge> = Handles::new();
-/// `atlas_gateway_calls_total` by method and code, `..._call_duration_seconds` by
-/// method.
-static CALLS: Handles<(&'static str, &'static str), (Counter, Histogram)> = Handles::new();
+/// The labels of a finished call: method, code, profile (index), reason.
+type CallKey = (&'static str, &'static str, Option<usize>, Option<Box<str>>);
+/// `atlas_gateway_calls_total` by method, code, profile and reason,
+/// `..._call_duration_seconds` by method, profile and reason.
+static CALLS: Handles<CallKey, (Counter, Histogram)> = Handles::new();
 /// `atlas_gateway_upstream_duration_seconds` by operation and status.
 static UPSTREAM: Handles<(&'static str, &'static str), Histogram> = Handles::new();
 /// `atlas_gateway_token_cache_hits_total` by profile.
@@ -78,18 +112,28 @@ pub fn call_started(method: &'static str) {
     in_flight(method).increment(1.0);
 }
 
-/// `code` is the gRPC code's name (`Ok`, `NotFound`, ...).
-pub fn call_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+/// `code` is the gRPC code's name (`Ok`, `NotFound`, ...), `reason` the answer's
+/// `ErrorInfo.reason` (none on success).
+pub fn call_finished(
+    method: &'static str,
+    code: &'static str,
+    profile: &str,
+    reason: Option<&str>,
+    elapsed: Duration,
+) {
     if off() {
         return;
     }
     in_flight(method).decrement(1.0);
-    let (calls, duration) = CALLS.get(&(method, code), || {
-        let calls =
-            ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code);
-        let duration =
-            ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method);
-        ((method, code), (calls, duration))
+    let key: CallKey = (method, code, profile_index(profile), reason.map(Box::from));
+    let (calls, duration) = CALLS.get(&key, || {
+        let profile = key.2.and_then(|i| PROFILES.get().map(|p| p[i].to_string()));
+        let (profile, reason) = (profile.unwrap_or_default(), reason.unwrap_or_default().to_string());
+        let calls = ::metrics::counter!("atlas_gateway_calls_total", "method" => method, "code" => code,
+            "profile" => profile.clone(), "reason" => reason.clone());
+        let duration = ::metrics::histogram!("atlas_gateway_call_duration_seconds", "method" => method,
+            "profile" => profile, "reason" => reason);
+        (key.clone(), (calls, duration))
     });
     calls.increment(1);
     duration.record(elapsed.as_secs_f64());

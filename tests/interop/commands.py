@@ -6,7 +6,9 @@ Two sources, so the docs and the `dev` banner cannot drift from the binary again
    prints, and runs each printed `grpcurl` line verbatim (`bash -c LINE`);
 2. the Markdown docs (README.md, docs/*.md): every `grpcurl` command in a fenced code
    block (a `$ ` prompt and `\\` continuations are handled), with 127.0.0.1:50051
-   pointed at the same dev process.
+   pointed at the same dev process, and every `curl` command naming `$EMULATOR` (set
+   to the emulator's URL); each block runs in order on a freshly reset emulator;
+3. the README's tour shows every grpcurl line the banner prints, verbatim.
 
 A line passes when grpcurl ran the RPC: exit 0, or an RPC error (grpcurl exits 64 + the
 gRPC code). A usage error (exit 2, "Too many arguments", an unknown flag) or a failure to
@@ -110,8 +112,8 @@ class Dev:
                 self.proc.wait()
 
 
-def run(line: str) -> tuple[int, str]:
-    env = dict(os.environ)
+def run(line: str, extra: dict[str, str] | None = None) -> tuple[int, str]:
+    env = dict(os.environ, **(extra or {}))
     grpcurl = pathlib.Path(os.environ.get("GRPCURL", "grpcurl"))
     if grpcurl.is_absolute():
         env["PATH"] = f"{grpcurl.parent}{os.pathsep}{env['PATH']}"
@@ -154,14 +156,15 @@ def check_banner(dev: Dev) -> list[str]:
     return failures
 
 
-def doc_commands(path: pathlib.Path) -> list[tuple[str, list[str] | None]]:
-    """(command, shown output or None) for each grpcurl command in fenced blocks."""
-    found, in_block, cur, output = [], False, None, None
+def doc_blocks(path: pathlib.Path) -> list[list[tuple[str, list[str] | None]]]:
+    """Per fenced block, (command, shown output or None) for each grpcurl command and
+    each `curl` command that names `$EMULATOR` (the emulator URL the banner prints)."""
+    blocks, in_block, cur, output = [], False, None, None
     lines = path.read_text().splitlines()
 
     def flush():
         if cur is not None:
-            found.append((cur, output))
+            blocks[-1].append((cur, output))
 
     i = 0
     while i < len(lines):
@@ -170,12 +173,14 @@ def doc_commands(path: pathlib.Path) -> list[tuple[str, list[str] | None]]:
             if in_block:
                 flush()
                 cur, output = None, None
+            else:
+                blocks.append([])
             in_block = not in_block
             i += 1
             continue
         if in_block:
             text = line[2:] if line.startswith("$ ") else line
-            if text.startswith("grpcurl "):
+            if text.startswith("grpcurl ") or (text.startswith("curl ") and "$EMULATOR" in text):
                 flush()
                 cmd = text
                 while cmd.endswith("\\") and i + 1 < len(lines):
@@ -188,7 +193,7 @@ def doc_commands(path: pathlib.Path) -> list[tuple[str, list[str] | None]]:
             elif output is not None:
                 output.append(line)
         i += 1
-    return found
+    return [b for b in blocks if b]
 
 
 def json_keys(value, prefix="") -> set[str]:
@@ -225,17 +230,34 @@ def shape_mismatch(shown: list[str], rc: int, out: str) -> str | None:
 
 
 def check_docs(dev: Dev) -> list[str]:
+    """Runs each block's commands in order on a freshly reset emulator, so a block can
+    show a sequence (a create, then its delete, then the delete of what is gone)."""
     failures, total = [], 0
+    env = {"EMULATOR": dev.emulator or ""}
     for path in DOCS:
-        for cmd, shown in doc_commands(path):
-            total += 1
+        for block in doc_blocks(path):
             dev.reset_emulator()
-            rc, out = run(cmd.replace(DOC_ADDR, dev.addr))
-            problem = ran_the_rpc(rc, out)
-            if problem is None and shown is not None:
-                problem = shape_mismatch(shown, rc, out)
-            report(path.relative_to(ROOT).as_posix(), cmd, problem, out, failures)
-    print(f"docs: {total - len(failures)} of {total} grpcurl commands worked")
+            for cmd, shown in block:
+                total += 1
+                rc, out = run(cmd.replace(DOC_ADDR, dev.addr), env)
+                problem = ran_the_rpc(rc, out) if cmd.startswith("grpcurl ") else (
+                    None if rc == 0 else f"exit {rc}")
+                if problem is None and shown is not None and cmd.startswith("grpcurl "):
+                    problem = shape_mismatch(shown, rc, out)
+                report(path.relative_to(ROOT).as_posix(), cmd, problem, out, failures)
+    print(f"docs: {total - len(failures)} of {total} commands worked")
+    return failures
+
+
+def check_readme_shows_banner(dev: Dev) -> list[str]:
+    """The README's tour shows every grpcurl line the banner prints, verbatim."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    shown = {l[2:] if l.startswith("$ ") else l for l in readme}
+    failures = []
+    for line in (l.strip() for l in dev.banner if l.strip().startswith("grpcurl ")):
+        cmd = line.split("   #", 1)[0].replace(dev.addr, DOC_ADDR)
+        problem = None if cmd in shown else "the banner prints it, the README's tour does not"
+        report("README tour", cmd, problem, "", failures)
     return failures
 
 
@@ -254,6 +276,7 @@ def main() -> int:
     dev = Dev(binary)
     try:
         failures = check_banner(dev)
+        failures += check_readme_shows_banner(dev)
         failures += check_docs(dev)
     finally:
         dev.stop()

@@ -4,7 +4,9 @@
 # loopback ports, makes calls that fill every family a dev gateway records (token
 # fetches ok and failed, cache hits, Digest challenges, an Atlas retry, errors,
 # histograms), scrapes /metrics and fails on any promtool finding (a family without
-# HELP, a counter without _total, ...) or on a family missing from the scrape.
+# HELP, a counter without _total, ...) or on a family missing from the scrape; then
+# `promtool check rules` on deploy/prometheus/alerts.yaml, whose metrics must be in the
+# scrape.
 # Run by tests/interop/run.sh (suite "promtool"; GATEWAY_BIN and GRPCURL set), or alone:
 #   GRPCURL=target/interop-venv/bin/grpcurl bash tests/interop/promtool.sh
 set -euo pipefail
@@ -87,7 +89,8 @@ python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(
   "http://$METRICS/metrics" >"$WORK/scrape.txt"
 for family in calls_total call_duration_seconds in_flight_calls upstream_duration_seconds \
   upstream_retries_total token_fetches_total token_fetch_duration_seconds \
-  token_cache_hits_total digest_challenges_total; do
+  token_cache_hits_total digest_challenges_total shared_store_errors_total \
+  tls_handshake_failures_total build_info profile_ready; do
   grep -q "^# TYPE atlas_gateway_$family " "$WORK/scrape.txt" ||
     fail "atlas_gateway_$family is not in the scrape: the calls above no longer record it"
 done
@@ -99,3 +102,11 @@ if ! promtool check metrics <"$WORK/scrape.txt" >"$WORK/promtool.out" 2>&1 || [[
   fail "promtool check metrics found problems in the scrape above"
 fi
 echo "promtool suite: $(grep -c '^# HELP' "$WORK/scrape.txt") metric families, promtool check metrics: no findings"
+
+# The shipped alert rules: valid, and every metric they name is in the scrape.
+RULES="$ROOT/deploy/prometheus/alerts.yaml"
+promtool check rules "$RULES" || fail "promtool check rules $RULES"
+for metric in $(grep -oE 'atlas_gateway_[a-z_]+' "$RULES" | sort -u); do
+  grep -q "^$metric" "$WORK/scrape.txt" || fail "$RULES names $metric, which the scrape does not have"
+done
+echo "promtool suite: promtool check rules deploy/prometheus/alerts.yaml: ok"

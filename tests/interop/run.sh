@@ -10,7 +10,9 @@
 #      loopback ports (profiles from tests/interop/profiles.toml), waits for SERVING;
 #   3. runs the grpcurl, Python, Node, Go and Java suites (go/run.sh and java/run.sh
 #      build their clients offline from Debian packages), resetting the emulator between them,
-#      and snippets.py (the Go and Java code in docs/clients.md is those suites' code),
+#      examples.sh (examples/python set up from its requirements.txt as docs/clients.md
+#      says, run against a `dev` of its own), and snippets.py (every Python, JavaScript,
+#      Go, Java and shell-setup block in README.md and docs/*.md is code those suites run),
 #      and the commands suite (commands.py: every grpcurl line the `dev` banner prints
 #      and every grpcurl command in README.md and docs/*.md, run as pasted, against a
 #      `dev` process of its own), and the promtool suite (promtool.sh: a real /metrics
@@ -22,7 +24,7 @@
 # Environment:
 #   GATEWAY_BIN       the binary (default target/debug/atlas-grpc-gateway)
 #   INTEROP_VENV      the Python venv (default target/interop-venv)
-#   INTEROP_SUITES    which suites to run (default "grpcurl commands python node go java snippets promtool")
+#   INTEROP_SUITES    which suites to run (default "grpcurl commands python examples node go java snippets promtool")
 #   PYTHON            interpreter that creates the venv (default python3)
 set -euo pipefail
 
@@ -32,7 +34,7 @@ cd "$ROOT"
 
 GATEWAY_BIN="${GATEWAY_BIN:-target/debug/atlas-grpc-gateway}"
 VENV="${INTEROP_VENV:-target/interop-venv}"
-SUITES="${INTEROP_SUITES:-grpcurl commands python node go java snippets promtool}"
+SUITES="${INTEROP_SUITES:-grpcurl commands python examples node go java snippets promtool}"
 PYTHON="${PYTHON:-python3}"
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 
@@ -233,12 +235,13 @@ for suite in $SUITES; do
       run_suite python "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
         "$HERE/python/test_interop.py"
       ;;
+    examples) run_suite examples env GATEWAY_BIN="$GATEWAY_BIN" bash "$HERE/examples.sh" ;;
     node) run_suite node run_node ;;
     go) run_suite go bash "$HERE/go/run.sh" ;;
     java) run_suite java bash "$HERE/java/run.sh" ;;
     snippets) run_suite snippets "$PYTHON" "$HERE/snippets.py" ;;
     promtool) run_suite promtool env GATEWAY_BIN="$GATEWAY_BIN" bash "$HERE/promtool.sh" ;;
-    *) die "unknown suite $suite (known: grpcurl commands python node go java snippets promtool)" ;;
+    *) die "unknown suite $suite (known: grpcurl commands python examples node go java snippets promtool)" ;;
   esac
 done
 

@@ -22,6 +22,7 @@ const PROTO_DIR = process.env.INTEROP_PROTO_DIR || path.join(__dirname, '..', '.
 // ---------------------------------------------------------------- rich error details
 // The google.rpc messages the gateway sends (subset of google/rpc/status.proto and
 // google/rpc/error_details.proto, same field numbers).
+// docs:begin node-rich-status
 const RPC_TYPES = protobuf.parse(`
 syntax = "proto3";
 package google.rpc;
@@ -60,6 +61,7 @@ function richStatus(err) {
   }
   return { code: status.code, message: status.message, details };
 }
+// docs:end
 
 // ---------------------------------------------------------------- helpers
 let client;
@@ -99,6 +101,7 @@ async function emulator(method, p, body) {
 }
 
 before(async () => {
+  // docs:begin node-connect
   const def = protoLoader.loadSync('atlas/gateway/v1/gateway.proto', {
     includeDirs: [PROTO_DIR],
     keepCase: true,
@@ -108,6 +111,7 @@ before(async () => {
   });
   const pkg = grpc.loadPackageDefinition(def);
   client = new pkg.atlas.gateway.v1.AtlasGateway(GATEWAY_ADDR, grpc.credentials.createInsecure());
+  // docs:end
   await new Promise((resolve, reject) =>
     client.waitForReady(Date.now() + 10000, (e) => (e ? reject(e) : resolve())));
 });

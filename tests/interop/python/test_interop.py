@@ -313,6 +313,7 @@ class InteropTest(unittest.TestCase):
         def switch_consumers_to(public_key, private_key):
             switched.append((public_key, private_key))
 
+        # docs:begin python-rotate
         def rotate(stub, org_id, old_desc, new_desc, ips):
             new = stub.CreateApiKey(pb.CreateApiKeyRequest(
                 org_id=org_id, desc=new_desc, roles=[pb.ORG_MEMBER], access_list_ips=ips,
@@ -331,6 +332,7 @@ class InteropTest(unittest.TestCase):
                 if not page.next_page_token:
                     return new
                 req.page_token = page.next_page_token
+        # docs:end
 
         old = stub.CreateApiKey(
             pb.CreateApiKeyRequest(org_id=ORG, desc="rotation old", roles=[pb.ORG_MEMBER]), timeout=10
