@@ -13,6 +13,7 @@ pub mod models;
 pub mod operations;
 pub mod response;
 pub mod retry;
+pub mod service_accounts;
 mod urls;
 
 use retry::Idempotency;
@@ -32,6 +33,20 @@ pub enum Operation {
     DeleteApiKey,
     /// GET .../apiKeys (`listOrgApiKeys`).
     ListApiKeys,
+    /// POST .../serviceAccounts (`createOrgServiceAccount`).
+    CreateServiceAccount,
+    /// GET .../serviceAccounts (`listOrgServiceAccounts`).
+    ListServiceAccounts,
+    /// GET .../serviceAccounts/{clientId} (`getOrgServiceAccount`).
+    GetServiceAccount,
+    /// DELETE .../serviceAccounts/{clientId} (`deleteOrgServiceAccount`).
+    DeleteServiceAccount,
+    /// POST .../serviceAccounts/{clientId}/secrets (`createOrgSecret`).
+    CreateServiceAccountSecret,
+    /// DELETE .../serviceAccounts/{clientId}/secrets/{secretId} (`deleteOrgSecret`).
+    DeleteServiceAccountSecret,
+    /// POST .../serviceAccounts/{clientId}/accessList (`createOrgAccessList`).
+    CreateServiceAccountAccessList,
 }
 
 impl Operation {
@@ -44,14 +59,26 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
+            Operation::CreateServiceAccount => "createOrgServiceAccount",
+            Operation::ListServiceAccounts => "listOrgServiceAccounts",
+            Operation::GetServiceAccount => "getOrgServiceAccount",
+            Operation::DeleteServiceAccount => "deleteOrgServiceAccount",
+            Operation::CreateServiceAccountSecret => "createOrgSecret",
+            Operation::DeleteServiceAccountSecret => "deleteOrgSecret",
+            Operation::CreateServiceAccountAccessList => "createOrgAccessList",
         }
     }
 
     /// The operation's HTTP method.
     pub fn method(self) -> reqwest::Method {
         match self {
-            Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
-            Operation::ListApiKeys => reqwest::Method::GET,
+            Operation::DeleteLinkToken
+            | Operation::DeleteApiKey
+            | Operation::DeleteServiceAccount
+            | Operation::DeleteServiceAccountSecret => reqwest::Method::DELETE,
+            Operation::ListApiKeys
+            | Operation::ListServiceAccounts
+            | Operation::GetServiceAccount => reqwest::Method::GET,
             _ => reqwest::Method::POST,
         }
     }
@@ -69,6 +96,37 @@ impl Operation {
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
+            Operation::CreateServiceAccount | Operation::ListServiceAccounts => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts"
+            }
+            Operation::GetServiceAccount | Operation::DeleteServiceAccount => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}"
+            }
+            Operation::CreateServiceAccountSecret => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets"
+            }
+            Operation::DeleteServiceAccountSecret => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}"
+            }
+            Operation::CreateServiceAccountAccessList => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList"
+            }
+        }
+    }
+
+    /// The API version the operation is sent and answered at: the service-account
+    /// operations exist only at `2024-08-05`; `None` for the others, which use the
+    /// configured `--api-version` (default `2023-01-01`).
+    pub fn fixed_version(self) -> Option<&'static str> {
+        match self {
+            Operation::CreateServiceAccount
+            | Operation::ListServiceAccounts
+            | Operation::GetServiceAccount
+            | Operation::DeleteServiceAccount
+            | Operation::CreateServiceAccountSecret
+            | Operation::DeleteServiceAccountSecret
+            | Operation::CreateServiceAccountAccessList => Some("2024-08-05"),
+            _ => None,
         }
     }
 
@@ -86,6 +144,13 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
+            Operation::CreateServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgServiceAccount",
+            Operation::ListServiceAccounts => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/listOrgServiceAccounts",
+            Operation::GetServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/getOrgServiceAccount",
+            Operation::DeleteServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/deleteOrgServiceAccount",
+            Operation::CreateServiceAccountSecret => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgSecret",
+            Operation::DeleteServiceAccountSecret => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/deleteOrgSecret",
+            Operation::CreateServiceAccountAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgAccessList",
         }
     }
 

@@ -13,8 +13,9 @@ use crate::{
     },
     config::Profile,
     pb::{
-        CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
-        ListApiKeysRequest,
+        CreateApiKeyRequest, CreateLinkTokenRequest, CreateServiceAccountRequest,
+        DeleteApiKeyRequest, DeleteLinkTokenRequest, DeleteServiceAccountRequest,
+        ListApiKeysRequest, ListServiceAccountsRequest, RotateServiceAccountSecretRequest,
     },
     validate::Violation,
 };
@@ -40,7 +41,11 @@ org_scoped!(
     DeleteLinkTokenRequest,
     CreateApiKeyRequest,
     DeleteApiKeyRequest,
-    ListApiKeysRequest
+    ListApiKeysRequest,
+    CreateServiceAccountRequest,
+    DeleteServiceAccountRequest,
+    ListServiceAccountsRequest,
+    RotateServiceAccountSecretRequest
 );
 
 /// One unary RPC of `atlas.gateway.v1.AtlasGateway`.

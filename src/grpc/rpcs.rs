@@ -5,7 +5,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{rpc::Rpc, status::Failure};
+use super::{
+    rpc::Rpc,
+    status::{Failure, Minted},
+};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
@@ -27,6 +30,11 @@ use crate::{
 /// Time the rollback of a half-made key gets, even past the caller's deadline: a key
 /// left without its access list is worse than a late answer.
 const ROLLBACK_BUDGET: Duration = Duration::from_secs(10);
+
+mod service_accounts;
+pub use service_accounts::{
+    CreateServiceAccount, DeleteServiceAccount, ListServiceAccounts, RotateServiceAccountSecret,
+};
 
 /// `CreateLinkToken`: POST .../liveMigrations/linkTokens.
 pub struct CreateLinkToken;
@@ -97,19 +105,7 @@ impl Rpc for CreateApiKey {
     }
 
     fn authorize(req: &Self::Request, profile: &Profile) -> Result<(), Failure> {
-        let Some(allowed) = &profile.allowed_roles else {
-            return Ok(());
-        };
-        match role_names(req).find(|r| !allowed.contains(*r)) {
-            None => Ok(()),
-            Some(denied) => Err(Failure::PolicyDenied {
-                field: "roles".into(),
-                detail: format!(
-                    "profile {:?} may not create API keys with role {denied}",
-                    profile.name
-                ),
-            }),
-        }
+        authorize_roles(&req.roles, profile, "API keys")
     }
 
     fn take_request_id(req: &mut Self::Request) -> String {
@@ -122,23 +118,30 @@ impl Rpc for CreateApiKey {
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
         let key = atlas
-            .create_api_key(ctx, &req.org_id, &req.desc, role_names(req).collect())
+            .create_api_key(
+                ctx,
+                &req.org_id,
+                &req.desc,
+                role_names(&req.roles).collect(),
+            )
             .await?;
         let mut key = api_key(key);
         if !req.access_list_ips.is_empty() {
+            let ips = &req.access_list_ips;
             key.access_list_ips =
-                fence(atlas, ctx, &req.org_id, &key.id, &req.access_list_ips).await?;
+                fence(atlas, ctx, Minted::ApiKey, &req.org_id, &key.id, ips).await?;
         }
         Ok(CreateApiKeyResponse { api_key: Some(key) })
     }
 }
 
-/// Adds the access list to a key just created; if that fails, deletes the key again.
-/// Runs as its own task: once the key exists, a caller that hangs up must not leave it
-/// half-made.
+/// Adds the access list to a credential just created; if that fails, deletes it again.
+/// Runs as its own task: once the credential exists, a caller that hangs up must not
+/// leave it half-made.
 async fn fence(
     atlas: &Arc<AtlasClient>,
     ctx: &CallContext<'_>,
+    minted: Minted,
     org_id: &str,
     key_id: &str,
     ips: &[String],
@@ -159,8 +162,9 @@ async fn fence(
             deadline,
             trace: &trace,
         };
+        let op = minted.access_list_operation();
         let error = match atlas
-            .add_api_key_access_list(&ctx, &org_id, &key_id, &ips)
+            .add_access_list(&ctx, op, &org_id, &key_id, &ips)
             .await
         {
             Ok(applied) => return Ok(applied),
@@ -170,9 +174,10 @@ async fn fence(
             deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
             ..ctx
         };
-        let rolled_back = roll_back(&atlas, &rollback, &org_id, &key_id).await;
+        let rolled_back = roll_back(&atlas, &rollback, minted, &org_id, &key_id).await;
         Err(Failure::AccessListFailed {
-            api_key_id: key_id,
+            minted,
+            id: key_id,
             error,
             rolled_back,
         })
@@ -181,20 +186,32 @@ async fn fence(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Deletes a key whose access list could not be added; true when it is gone. Never
-/// logs the private key (it is not even here), always the key id.
-async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, org_id: &str, key_id: &str) -> bool {
-    match atlas.delete_api_key(ctx, org_id, key_id).await {
+/// Deletes a credential whose access list could not be added; true when it is gone.
+/// Never logs a secret (it is not even here), always the credential's id.
+async fn roll_back(
+    atlas: &AtlasClient,
+    ctx: &CallContext<'_>,
+    minted: Minted,
+    org_id: &str,
+    id: &str,
+) -> bool {
+    let deleted = match minted {
+        Minted::ApiKey => atlas.delete_api_key(ctx, org_id, id).await,
+        Minted::ServiceAccount => atlas.delete_service_account(ctx, org_id, id).await,
+    };
+    let credential = minted.noun();
+    match deleted {
         Ok(()) => {
             tracing::warn!(
-                api_key_id = key_id,
-                "adding the access list failed; the new API key was deleted again"
+                credential,
+                id,
+                "adding the access list failed; the new credential was deleted again"
             );
             true
         }
         Err(AtlasError::Api(f)) if f.status == 404 => true,
         Err(e) => {
-            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it");
+            tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), "ORPHANED credential: adding the access list failed and deleting the new credential failed too; it exists in Atlas without its access list: delete it");
             false
         }
     }
@@ -243,32 +260,74 @@ impl Rpc for ListApiKeys {
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
-        // Validation has checked both: a non-negative size, a token for this org and size.
-        let size = page_token::page_size(req.page_size).unwrap_or(page_token::DEFAULT_PAGE_SIZE);
-        let page = page_token::decode(&req.page_token, &req.org_id, size).unwrap_or(1);
+        let (size, page) = atlas_page(&req.org_id, req.page_size, &req.page_token);
         let listed = atlas.list_api_keys(ctx, &req.org_id, size, page).await?;
-        let seen = u64::from(page) * u64::from(size);
-        let more = match listed.total_count {
-            Some(total) => seen < u64::from(total),
-            None => listed.results.len() as u64 == u64::from(size),
-        };
+        let (next_page_token, total_size) = next_page(
+            &req.org_id,
+            (size, page),
+            listed.total_count,
+            listed.results.len(),
+        );
         Ok(ListApiKeysResponse {
-            next_page_token: if more {
-                page_token::encode(&req.org_id, size, page + 1)
-            } else {
-                String::new()
-            },
-            total_size: listed
-                .total_count
-                .map_or(0, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+            next_page_token,
+            total_size,
             api_keys: listed.results.into_iter().map(api_key).collect(),
         })
     }
 }
 
+/// AIP-158 over Atlas's page numbers: `(itemsPerPage, pageNum)` for a list request.
+/// Validation has checked both: a non-negative size, a token for this org and size.
+fn atlas_page(org_id: &str, page_size: i32, page_token: &str) -> (u32, u32) {
+    let size = page_token::page_size(page_size).unwrap_or(page_token::DEFAULT_PAGE_SIZE);
+    let page = page_token::decode(page_token, org_id, size).unwrap_or(1);
+    (size, page)
+}
+
+/// The next page's token (empty on the last page) and the total, from Atlas's answer to
+/// page `(size, page)`: its `totalCount` and how many items it held.
+fn next_page(
+    org_id: &str,
+    (size, page): (u32, u32),
+    total: Option<u32>,
+    got: usize,
+) -> (String, i32) {
+    let seen = u64::from(page) * u64::from(size);
+    let more = match total {
+        Some(total) => seen < u64::from(total),
+        None => got as u64 == u64::from(size),
+    };
+    let token = if more {
+        page_token::encode(org_id, size, page + 1)
+    } else {
+        String::new()
+    };
+    (
+        token,
+        total.map_or(0, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+    )
+}
+
+/// The profile's `allowed_roles` (policy) against the roles a create asks for.
+fn authorize_roles(roles: &[i32], profile: &Profile, what: &str) -> Result<(), Failure> {
+    let Some(allowed) = &profile.allowed_roles else {
+        return Ok(());
+    };
+    match role_names(roles).find(|r| !allowed.contains(*r)) {
+        None => Ok(()),
+        Some(denied) => Err(Failure::PolicyDenied {
+            field: "roles".into(),
+            detail: format!(
+                "profile {:?} may not create {what} with role {denied}",
+                profile.name
+            ),
+        }),
+    }
+}
+
 /// The request's roles as Atlas spells them (validation has refused unknown values).
-fn role_names(req: &CreateApiKeyRequest) -> impl Iterator<Item = &'static str> + '_ {
-    req.roles
+fn role_names(roles: &[i32]) -> impl Iterator<Item = &'static str> + '_ {
+    roles
         .iter()
         .filter_map(|r| OrgRole::try_from(*r).ok())
         .map(|r| r.as_str_name())

@@ -8,16 +8,18 @@ use std::{collections::HashMap, time::Duration};
 use tonic::Code;
 use tonic_types::ErrorDetails;
 
-use super::{api_failure::api_failure, ErrorContext, GATEWAY_DOMAIN};
-use crate::atlas::{error::AtlasError, Operation};
+use super::{api_failure::api_failure, ErrorContext, Minted, GATEWAY_DOMAIN};
+use crate::atlas::error::AtlasError;
 
 /// Active access tokens Atlas allows per service account.
 const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
 
-/// The access-list step of `CreateApiKey` failed. Rolled back: the access-list error as
-/// it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY`, the key id to clean up.
+/// The access-list step of `CreateApiKey` or `CreateServiceAccount` failed. Rolled back:
+/// the access-list error as it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY` or
+/// `ORPHANED_SERVICE_ACCOUNT`, the id to clean up.
 pub(super) fn access_list_failed<'a>(
-    api_key_id: String,
+    minted: Minted,
+    id: String,
     error: AtlasError,
     rolled_back: bool,
     ctx: &ErrorContext<'a>,
@@ -25,26 +27,26 @@ pub(super) fn access_list_failed<'a>(
     meta: &mut HashMap<String, String>,
 ) -> (Code, String, String, &'a str) {
     let step = ErrorContext {
-        operation: Operation::CreateApiKeyAccessList,
+        operation: minted.access_list_operation(),
         ..*ctx
     };
     let (code, message, reason) = upstream(error, &step, d, meta);
     meta.insert("operation".into(), step.operation.id().into());
     meta.insert("rolled_back".into(), rolled_back.to_string());
+    let noun = minted.noun();
+    meta.insert(minted.id_field().into(), id.clone());
     if rolled_back {
-        meta.insert("api_key_id".into(), api_key_id);
         let msg = format!(
-            "adding the new API key's access list failed, so the key was deleted again: {message}"
+            "adding the new {noun}'s access list failed, so the {noun} was deleted again: {message}"
         );
         return (code, msg, reason, ctx.atlas_domain);
     }
     meta.insert("access_list_error".into(), reason);
-    let msg = format!("API key {api_key_id} was created, but adding its access list failed ({message}) and deleting the key failed too: it exists without its access list; delete it with DeleteApiKey");
-    meta.insert("api_key_id".into(), api_key_id);
+    let msg = format!("{noun} {id} was created, but adding its access list failed ({message}) and deleting it failed too: it exists without its access list; delete it with {}", minted.delete_rpc());
     (
         Code::Internal,
         msg,
-        "ORPHANED_API_KEY".into(),
+        minted.orphan_reason().into(),
         GATEWAY_DOMAIN,
     )
 }
