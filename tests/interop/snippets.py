@@ -1,6 +1,7 @@
-"""The Go and Java code in docs/clients.md is the code the interop suites compile.
+"""The code in docs/clients.md (Go, Java) and docs/service-accounts.md (Python) is the
+code the interop suites compile and run.
 
-docs/clients.md marks such a block with a comment line right before its fence:
+Such a doc marks such a block with a comment line right before its fence:
     <!-- code: tests/interop/go/client.go#go-create-api-key -->
 and the named file has the same lines between `docs:begin go-create-api-key` and
 `docs:end` (compared after removing the region's common indentation). Any difference
@@ -14,7 +15,7 @@ import sys
 import textwrap
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "clients.md"
+DOCS = [ROOT / "docs" / "clients.md", ROOT / "docs" / "service-accounts.md"]
 MARK = re.compile(r"<!-- code: (\S+)#(\S+) -->")
 
 
@@ -39,25 +40,29 @@ def blocks(doc: pathlib.Path):
 
 def main() -> int:
     passed = failed = 0
-    for rel, name, shown in blocks(DOC):
-        try:
-            code = region(ROOT / rel, name)
-        except (StopIteration, FileNotFoundError):
-            print(f"FAIL {rel}#{name}: no such region", file=sys.stderr)
+    for doc in DOCS:
+        shown_in = f"docs/{doc.name}"
+        marked = 0
+        for rel, name, shown in blocks(doc):
+            marked += 1
+            try:
+                code = region(ROOT / rel, name)
+            except (StopIteration, FileNotFoundError):
+                print(f"FAIL {rel}#{name}: no such region", file=sys.stderr)
+                failed += 1
+                continue
+            if code == shown:
+                passed += 1
+                print(f"ok   {shown_in} shows {rel}#{name}")
+                continue
             failed += 1
-            continue
-        if code == shown:
-            passed += 1
-            print(f"ok   docs/clients.md shows {rel}#{name}")
-            continue
-        failed += 1
-        diff = difflib.unified_diff(shown.splitlines(), code.splitlines(), "docs/clients.md",
-                                    f"{rel}#{name}", lineterm="")
-        print(f"FAIL docs/clients.md differs from {rel}#{name}:\n" + "\n".join(diff),
-              file=sys.stderr)
-    if passed + failed == 0:
-        print("FAIL docs/clients.md marks no code block", file=sys.stderr)
-        failed = 1
+            diff = difflib.unified_diff(shown.splitlines(), code.splitlines(), shown_in,
+                                        f"{rel}#{name}", lineterm="")
+            print(f"FAIL {shown_in} differs from {rel}#{name}:\n" + "\n".join(diff),
+                  file=sys.stderr)
+        if marked == 0:
+            print(f"FAIL {shown_in} marks no code block", file=sys.stderr)
+            failed += 1
     print(f"snippets: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
