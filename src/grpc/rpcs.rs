@@ -211,7 +211,8 @@ async fn roll_back(
         }
         Err(AtlasError::Api(f)) if f.status == 404 => true,
         Err(e) => {
-            tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), "ORPHANED credential: adding the access list failed and deleting the new credential failed too; it exists in Atlas without its access list: delete it");
+            let what = credential.to_uppercase();
+            tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), "ORPHANED {what}: adding the access list failed and deleting the new {credential} failed too; it exists in Atlas without its access list: delete it");
             false
         }
     }
