@@ -17,12 +17,11 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{Method, StatusCode};
-use serde_json::{json, Map, Value};
+use http::StatusCode;
+use serde_json::{json, Value};
 
-use super::api_keys::{bad_query, Page};
-use super::bodies::{access_list_request, ORG_ROLES};
-use super::faults::Route;
+use super::api_keys::Page;
+use super::bodies::access_list_request;
 use super::response::{json_response, random_hex, raw_response, ApiError};
 use super::state::{Shared, StoredSecret, StoredServiceAccount};
 
@@ -35,88 +34,10 @@ pub(crate) const SECRET_CREATION_TIME: Duration = Duration::from_millis(100);
 const SHORTENED_TO: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_SECRETS: usize = 2;
 
-/// One service-account endpoint.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Endpoint {
-    Create,
-    List,
-    Get,
-    Delete,
-    CreateSecret,
-    DeleteSecret,
-    AddAccessList,
-    ListAccessList,
-}
-
-/// The endpoint (or the methods the path allows), its template, and `clientId` and
-/// `secretId`, for the path segments after `/orgs/{orgId}/serviceAccounts`.
-#[allow(clippy::type_complexity)]
-pub(crate) fn resolve(
-    method: &Method,
-    rest: &[&str],
-) -> Option<(Result<Endpoint, &'static str>, &'static str, Vec<String>)> {
-    const BASE: &str = "/api/atlas/v2/orgs/{orgId}/serviceAccounts";
-    let (ops, allow, template): (&[(Method, Endpoint)], _, _) = match rest {
-        [] => (
-            &[
-                (Method::POST, Endpoint::Create),
-                (Method::GET, Endpoint::List),
-            ],
-            "GET, POST",
-            BASE,
-        ),
-        [_] => (
-            &[
-                (Method::GET, Endpoint::Get),
-                (Method::DELETE, Endpoint::Delete),
-            ],
-            "GET, DELETE",
-            "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
-        ),
-        [_, "secrets"] => (
-            &[(Method::POST, Endpoint::CreateSecret)],
-            "POST",
-            "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
-        ),
-        [_, "secrets", _] => (
-            &[(Method::DELETE, Endpoint::DeleteSecret)],
-            "DELETE",
-            "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
-        ),
-        [_, "accessList"] => (
-            &[
-                (Method::POST, Endpoint::AddAccessList),
-                (Method::GET, Endpoint::ListAccessList),
-            ],
-            "GET, POST",
-            "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
-        ),
-        _ => return None,
-    };
-    let endpoint = ops
-        .iter()
-        .find(|(m, _)| m == method)
-        .map(|(_, e)| *e)
-        .ok_or(allow);
-    let ids = rest.iter().step_by(2).map(|s| s.to_string()).collect();
-    Some((endpoint, template, ids))
-}
-
-impl Endpoint {
-    /// The fault route of the endpoint.
-    pub(crate) fn route(self) -> Route {
-        match self {
-            Endpoint::Create => Route::CreateServiceAccount,
-            Endpoint::List => Route::ListServiceAccounts,
-            Endpoint::Get => Route::GetServiceAccount,
-            Endpoint::Delete => Route::DeleteServiceAccount,
-            Endpoint::CreateSecret => Route::CreateServiceAccountSecret,
-            Endpoint::DeleteSecret => Route::DeleteServiceAccountSecret,
-            Endpoint::AddAccessList => Route::CreateServiceAccountAccessList,
-            Endpoint::ListAccessList => Route::ListServiceAccountAccessList,
-        }
-    }
-}
+mod endpoint;
+mod request;
+pub(crate) use endpoint::{resolve, Endpoint};
+use request::{check_client_id, invalid, object, secret_hours, AccountRequest};
 
 /// Runs `endpoint` for `org`; `ids` are `clientId` and `secretId` as the path has them.
 pub(crate) async fn handle(
@@ -377,119 +298,6 @@ fn account_json(sa: &StoredServiceAccount, value: Option<&str>) -> Value {
         "createdAt": time(sa.created_at),
         "secrets": secrets,
     })
-}
-
-/// `OrgServiceAccountRequest`, checked.
-struct AccountRequest {
-    name: String,
-    description: String,
-    roles: Vec<String>,
-    hours: u64,
-}
-
-impl AccountRequest {
-    fn parse(body: &[u8]) -> Result<AccountRequest, ApiError> {
-        let map = object(body)?;
-        let mut bad: Vec<(&'static str, String)> = Vec::new();
-        let mut text = |field: &'static str, max: usize| match map
-            .get(field)
-            .and_then(Value::as_str)
-        {
-            Some(s) if (1..=max).contains(&s.chars().count()) && s.chars().all(is_text_char) => {
-                s.to_string()
-            }
-            _ => {
-                bad.push((
-                    field,
-                    format!("{field} must be 1 to {max} letters, digits or -_.,' and spaces."),
-                ));
-                String::new()
-            }
-        };
-        let (name, description) = (text("name", 64), text("description", 250));
-        let roles: Vec<String> = match map.get("roles").and_then(Value::as_array) {
-            Some(items)
-                if !items.is_empty()
-                    && items
-                        .iter()
-                        .all(|r| r.as_str().is_some_and(|r| ORG_ROLES.contains(&r))) =>
-            {
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            }
-            _ => {
-                bad.push((
-                    "roles",
-                    format!("roles must be one or more of {}.", ORG_ROLES.join(", ")),
-                ));
-                Vec::new()
-            }
-        };
-        let hours = secret_hours(&map).map_err(|b| bad.push(b)).unwrap_or(0);
-        if !bad.is_empty() {
-            return Err(invalid(&bad));
-        }
-        Ok(AccountRequest {
-            name,
-            description,
-            roles,
-            hours,
-        })
-    }
-}
-
-/// `^[\p{L}\p{N}\-_.,' ]*$`.
-fn is_text_char(c: char) -> bool {
-    c.is_alphabetic() || c.is_numeric() || "-_.,' ".contains(c)
-}
-
-fn secret_hours(map: &Map<String, Value>) -> Result<u64, (&'static str, String)> {
-    match map.get("secretExpiresAfterHours").and_then(Value::as_u64) {
-        Some(h) if (8..=8760).contains(&h) => Ok(h),
-        _ => Err((
-            "secretExpiresAfterHours",
-            "secretExpiresAfterHours must be 8 to 8760 (the organization's limits).".to_string(),
-        )),
-    }
-}
-
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_REQUEST",
-            "The request body must be a JSON object.",
-        )),
-    }
-}
-
-fn invalid(fields: &[(&str, String)]) -> ApiError {
-    let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
-    let mut error = ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "INVALID_ATTRIBUTE",
-        "The request contains invalid attributes.",
-    )
-    .parameters(json!(names));
-    for (field, description) in fields {
-        error = error.field(field, description.clone());
-    }
-    error
-}
-
-fn check_client_id(client_id: &str) -> Result<(), ApiError> {
-    let hex = client_id.strip_prefix("mdb_sa_id_").unwrap_or("");
-    if hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(());
-    }
-    Err(bad_query(
-        "clientId",
-        "clientId must match ^mdb_sa_id_[a-fA-F\\d]{24}$.",
-    ))
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
