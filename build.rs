@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_debug([
             "atlas.gateway.v1.ApiKey",
             "atlas.gateway.v1.CreateLinkTokenResponse",
+            "atlas.gateway.v1.ServiceAccountSecret",
         ])
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())

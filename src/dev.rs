@@ -86,6 +86,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
     code
 }
 
+/// A well-formed client id no account has: the banner's rotate/delete lines show the shape.
+const SAMPLE_CLIENT_ID: &str = "mdb_sa_id_000000000000000000000000";
+
 /// The `grpcurl` examples of the banner: (flags, method or verb, what the line shows).
 /// `tests/interop/commands.py` runs each printed line verbatim; a trailing `# CODE` is the
 /// gRPC code that line must end with.
@@ -151,6 +154,32 @@ fn examples() -> Vec<(String, String, &'static str)> {
             )),
             format!("{svc}/DeleteApiKey"),
             "NOT_FOUND until api_key_id is the id of a key you created",
+        ),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","name":"ci bot","description":"mints tokens","roles":["ORG_MEMBER"],"secret_expires_after_hours":24,"access_list_ips":["203.0.113.7"]}}"#
+            )),
+            format!("{svc}/CreateServiceAccount"),
+            "",
+        ),
+        (
+            d(&format!(r#"{{"org_id":"{org}","page_size":2}}"#)),
+            format!("{svc}/ListServiceAccounts"),
+            "",
+        ),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","client_id":"{SAMPLE_CLIENT_ID}","secret_expires_after_hours":24}}"#
+            )),
+            format!("{svc}/RotateServiceAccountSecret"),
+            "NOT_FOUND until client_id is the client_id of an account you created",
+        ),
+        (
+            d(&format!(
+                r#"{{"org_id":"{org}","client_id":"{SAMPLE_CLIENT_ID}"}}"#
+            )),
+            format!("{svc}/DeleteServiceAccount"),
+            "NOT_FOUND until client_id is the client_id of an account you created",
         ),
         (
             d(r#"{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}"#),

@@ -46,12 +46,16 @@ pub mod pb {
     tonic::include_proto!("atlas.gateway.v1");
 
     /// The RPCs of `AtlasGateway`, as a profile's `allowed_rpcs` names them.
-    pub const RPC_NAMES: [&str; 5] = [
+    pub const RPC_NAMES: [&str; 9] = [
         "CreateLinkToken",
         "DeleteLinkToken",
         "CreateApiKey",
         "DeleteApiKey",
         "ListApiKeys",
+        "CreateServiceAccount",
+        "DeleteServiceAccount",
+        "ListServiceAccounts",
+        "RotateServiceAccountSecret",
     ];
 
     /// Encoded descriptor set (with source info) for server reflection.
@@ -84,6 +88,18 @@ pub mod pb {
                 .field("links", &self.links)
                 .field("access_list_ips", &self.access_list_ips)
                 .field("expire_time", &self.expire_time)
+                .finish()
+        }
+    }
+
+    impl std::fmt::Debug for ServiceAccountSecret {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("ServiceAccountSecret")
+                .field("id", &self.id)
+                .field("secret", &"[REDACTED]")
+                .field("expire_time", &self.expire_time)
+                .field("create_time", &self.create_time)
+                .field("masked_secret_value", &self.masked_secret_value)
                 .finish()
         }
     }

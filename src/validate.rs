@@ -187,10 +187,19 @@ pub fn create_api_key(req: &CreateApiKeyRequest) -> Result<(), Vec<Violation>> {
             format!("desc must be at most {MAX_DESC_CHARS} characters (got {chars})"),
         ));
     }
-    if req.roles.is_empty() {
+    check_roles(&req.roles, &mut v);
+    check_access_list(&req.access_list_ips, &mut v);
+    check_request_id(&req.request_id, &mut v);
+    key_lease::check_ttl(req, &mut v);
+    finish(v)
+}
+
+/// At least one role, each a known `OrgRole` other than `ORG_ROLE_UNSPECIFIED`.
+fn check_roles(roles: &[i32], v: &mut Vec<Violation>) {
+    if roles.is_empty() {
         v.push(Violation::new("roles", "at least one role is required"));
     }
-    for (i, role) in req.roles.iter().enumerate() {
+    for (i, role) in roles.iter().enumerate() {
         match OrgRole::try_from(*role) {
             Ok(OrgRole::Unspecified) => v.push(Violation::new(
                 format!("roles[{i}]"),
@@ -203,10 +212,6 @@ pub fn create_api_key(req: &CreateApiKeyRequest) -> Result<(), Vec<Violation>> {
             )),
         }
     }
-    check_access_list(&req.access_list_ips, &mut v);
-    check_request_id(&req.request_id, &mut v);
-    key_lease::check_ttl(req, &mut v);
-    finish(v)
 }
 
 /// Checks a `DeleteApiKey` request.
@@ -220,15 +225,21 @@ pub fn delete_api_key(req: &DeleteApiKeyRequest) -> Result<(), Vec<Violation>> {
 /// Checks a `ListApiKeys` request: the page size, and a page token bound to this org
 /// and size.
 pub fn list_api_keys(req: &ListApiKeysRequest) -> Result<(), Vec<Violation>> {
+    list_page(&req.org_id, req.page_size, &req.page_token)
+}
+
+/// Checks a list request (AIP-158): the org, the page size, and a page token bound to
+/// this org and size.
+fn list_page(org_id: &str, page_size: i32, page_token: &str) -> Result<(), Vec<Violation>> {
     let mut v = Vec::new();
-    check_org_id(&req.org_id, &mut v);
-    match page_token::page_size(req.page_size) {
+    check_org_id(org_id, &mut v);
+    match page_token::page_size(page_size) {
         None => v.push(Violation::new(
             "page_size",
             "page_size must not be negative (0 means the default, 100)",
         )),
-        Some(size) if !req.page_token.is_empty() => {
-            if let Err(why) = page_token::decode(&req.page_token, &req.org_id, size) {
+        Some(size) if !page_token.is_empty() => {
+            if let Err(why) = page_token::decode(page_token, org_id, size) {
                 v.push(Violation::new("page_token", why));
             }
         }
@@ -236,6 +247,12 @@ pub fn list_api_keys(req: &ListApiKeysRequest) -> Result<(), Vec<Violation>> {
     }
     finish(v)
 }
+
+mod service_accounts;
+pub use service_accounts::{
+    create_service_account, delete_service_account, is_client_id, list_service_accounts,
+    rotate_service_account_secret,
+};
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use atlas_grpc_gateway::pb::{
+    self as pb,
     atlas_gateway_server::{AtlasGateway, AtlasGatewayServer},
     CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest, CreateLinkTokenResponse,
     DeleteApiKeyRequest, DeleteApiKeyResponse, DeleteLinkTokenRequest, DeleteLinkTokenResponse,
@@ -114,6 +115,34 @@ impl AtlasGateway for Floor {
         &self,
         _: Request<ListApiKeysRequest>,
     ) -> Result<Response<ListApiKeysResponse>, Status> {
+        only_create_link_token()
+    }
+
+    async fn create_service_account(
+        &self,
+        _: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        only_create_link_token()
+    }
+
+    async fn delete_service_account(
+        &self,
+        _: Request<pb::DeleteServiceAccountRequest>,
+    ) -> Result<Response<pb::DeleteServiceAccountResponse>, Status> {
+        only_create_link_token()
+    }
+
+    async fn list_service_accounts(
+        &self,
+        _: Request<pb::ListServiceAccountsRequest>,
+    ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        only_create_link_token()
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        _: Request<pb::RotateServiceAccountSecretRequest>,
+    ) -> Result<Response<pb::RotateServiceAccountSecretResponse>, Status> {
         only_create_link_token()
     }
 }

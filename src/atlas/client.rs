@@ -55,8 +55,10 @@ pub struct AtlasRequest<'a> {
     pub op: Operation,
     /// `{orgId}` in the template.
     pub org_id: &'a str,
-    /// `{apiUserId}` in the template (empty when the template has none).
+    /// `{apiUserId}` or `{clientId}` in the template (empty when the template has none).
     pub api_key_id: &'a str,
+    /// `{secretId}` in the template (empty when the template has none).
+    pub secret_id: &'a str,
     /// Query string without the `?`.
     pub query: Option<String>,
     /// JSON body, for POSTs.
@@ -77,8 +79,11 @@ struct Upstream {
 pub struct AtlasClient {
     http: reqwest::Client,
     upstreams: HashMap<String, Upstream>,
-    /// `application/vnd.atlas.{version}+json`, built once for Accept and Content-Type.
+    /// `application/vnd.atlas.{version}+json` of `--api-version`, built once for Accept
+    /// and Content-Type of the operations without a fixed version.
     media_type: header::HeaderValue,
+    /// The same for the operations only Atlas's `2024-08-05` has (service accounts).
+    media_type_2024_08_05: header::HeaderValue,
     max_response_bytes: usize,
     backoff: Backoff,
     cooldowns: Arc<Cooldowns>,
@@ -162,6 +167,9 @@ impl AtlasClient {
                 config.api_version
             ))
             .expect("config validated the API version (YYYY-MM-DD)"),
+            media_type_2024_08_05: header::HeaderValue::from_static(
+                "application/vnd.atlas.2024-08-05+json",
+            ),
             max_response_bytes: config.max_response_bytes,
             backoff: Backoff::default(),
             cooldowns,
@@ -275,13 +283,17 @@ impl AtlasClient {
 
     /// The HTTP request without credentials: method, URL, versioned media type, body.
     fn prepare(&self, req: &AtlasRequest<'_>, url: &reqwest::Url) -> RequestBuilder {
+        let media_type = match req.op.fixed_version() {
+            Some(_) => &self.media_type_2024_08_05,
+            None => &self.media_type,
+        };
         let http = self
             .http
             .request(req.op.method(), url.clone())
-            .header(header::ACCEPT, self.media_type.clone());
+            .header(header::ACCEPT, media_type.clone());
         match &req.body {
             Some(b) => http
-                .header(header::CONTENT_TYPE, self.media_type.clone())
+                .header(header::CONTENT_TYPE, media_type.clone())
                 .body(b.clone()),
             None => http,
         }

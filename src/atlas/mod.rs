@@ -13,6 +13,7 @@ pub mod models;
 pub mod operations;
 pub mod response;
 pub mod retry;
+pub mod service_accounts;
 mod urls;
 
 use retry::Idempotency;
@@ -36,6 +37,20 @@ pub enum Operation {
     UpdateApiKey,
     /// GET /api/atlas/v2 (`getSystemStatus`): the readiness check of a profile's credentials.
     GetSystemStatus,
+    /// POST .../serviceAccounts (`createOrgServiceAccount`).
+    CreateServiceAccount,
+    /// GET .../serviceAccounts (`listOrgServiceAccounts`).
+    ListServiceAccounts,
+    /// GET .../serviceAccounts/{clientId} (`getOrgServiceAccount`).
+    GetServiceAccount,
+    /// DELETE .../serviceAccounts/{clientId} (`deleteOrgServiceAccount`).
+    DeleteServiceAccount,
+    /// POST .../serviceAccounts/{clientId}/secrets (`createOrgSecret`).
+    CreateServiceAccountSecret,
+    /// DELETE .../serviceAccounts/{clientId}/secrets/{secretId} (`deleteOrgSecret`).
+    DeleteServiceAccountSecret,
+    /// POST .../serviceAccounts/{clientId}/accessList (`createOrgAccessList`).
+    CreateServiceAccountAccessList,
 }
 
 impl Operation {
@@ -50,14 +65,27 @@ impl Operation {
             Operation::ListApiKeys => "listOrgApiKeys",
             Operation::UpdateApiKey => "updateApiKey",
             Operation::GetSystemStatus => "getSystemStatus",
+            Operation::CreateServiceAccount => "createOrgServiceAccount",
+            Operation::ListServiceAccounts => "listOrgServiceAccounts",
+            Operation::GetServiceAccount => "getOrgServiceAccount",
+            Operation::DeleteServiceAccount => "deleteOrgServiceAccount",
+            Operation::CreateServiceAccountSecret => "createOrgSecret",
+            Operation::DeleteServiceAccountSecret => "deleteOrgSecret",
+            Operation::CreateServiceAccountAccessList => "createOrgAccessList",
         }
     }
 
     /// The operation's HTTP method.
     pub fn method(self) -> reqwest::Method {
         match self {
-            Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
-            Operation::ListApiKeys | Operation::GetSystemStatus => reqwest::Method::GET,
+            Operation::DeleteLinkToken
+            | Operation::DeleteApiKey
+            | Operation::DeleteServiceAccount
+            | Operation::DeleteServiceAccountSecret => reqwest::Method::DELETE,
+            Operation::ListApiKeys
+            | Operation::GetSystemStatus
+            | Operation::ListServiceAccounts
+            | Operation::GetServiceAccount => reqwest::Method::GET,
             Operation::UpdateApiKey => reqwest::Method::PATCH,
             _ => reqwest::Method::POST,
         }
@@ -79,6 +107,37 @@ impl Operation {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
             Operation::GetSystemStatus => "/api/atlas/v2",
+            Operation::CreateServiceAccount | Operation::ListServiceAccounts => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts"
+            }
+            Operation::GetServiceAccount | Operation::DeleteServiceAccount => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}"
+            }
+            Operation::CreateServiceAccountSecret => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets"
+            }
+            Operation::DeleteServiceAccountSecret => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}"
+            }
+            Operation::CreateServiceAccountAccessList => {
+                "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList"
+            }
+        }
+    }
+
+    /// The API version the operation is sent and answered at: the service-account
+    /// operations exist only at `2024-08-05`; `None` for the others, which use the
+    /// configured `--api-version` (default `2023-01-01`).
+    pub fn fixed_version(self) -> Option<&'static str> {
+        match self {
+            Operation::CreateServiceAccount
+            | Operation::ListServiceAccounts
+            | Operation::GetServiceAccount
+            | Operation::DeleteServiceAccount
+            | Operation::CreateServiceAccountSecret
+            | Operation::DeleteServiceAccountSecret
+            | Operation::CreateServiceAccountAccessList => Some("2024-08-05"),
+            _ => None,
         }
     }
 
@@ -98,6 +157,13 @@ impl Operation {
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
             Operation::UpdateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/updateApiKey",
             Operation::GetSystemStatus => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Root/operation/getSystemStatus",
+            Operation::CreateServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgServiceAccount",
+            Operation::ListServiceAccounts => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/listOrgServiceAccounts",
+            Operation::GetServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/getOrgServiceAccount",
+            Operation::DeleteServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/deleteOrgServiceAccount",
+            Operation::CreateServiceAccountSecret => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgSecret",
+            Operation::DeleteServiceAccountSecret => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/deleteOrgSecret",
+            Operation::CreateServiceAccountAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgAccessList",
         }
     }
 

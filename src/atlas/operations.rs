@@ -1,6 +1,7 @@
 //! The Atlas operations the gateway calls, one typed method each: the request as the
 //! official spec shapes it ([`super::models`]), then `AtlasClient::execute`, then the
-//! 2xx body parsed. Nothing here retries, authenticates or maps errors.
+//! 2xx body parsed (the service-account ones in [`super::service_accounts`]). Nothing
+//! here retries, authenticates or maps errors.
 use super::{
     client::{AtlasClient, AtlasRequest, CallContext},
     error::AtlasError,
@@ -10,7 +11,7 @@ use super::{
 };
 use crate::secret::Secret;
 
-fn json_body(value: &impl serde::Serialize) -> Option<bytes::Bytes> {
+pub(super) fn json_body(value: &impl serde::Serialize) -> Option<bytes::Bytes> {
     Some(serde_json::to_vec(value).expect("serializable").into())
 }
 
@@ -22,6 +23,7 @@ impl AtlasClient {
             op: Operation::GetSystemStatus,
             org_id: "",
             api_key_id: "",
+            secret_id: "",
             query: None,
             body: None,
         };
@@ -39,6 +41,7 @@ impl AtlasClient {
             op: Operation::CreateLinkToken,
             org_id,
             api_key_id: "",
+            secret_id: "",
             query: None,
             body: json_body(&models::TargetOrgRequest { access_list_ips }),
         };
@@ -57,6 +60,7 @@ impl AtlasClient {
             op: Operation::DeleteLinkToken,
             org_id,
             api_key_id: "",
+            secret_id: "",
             query: None,
             body: None,
         };
@@ -75,6 +79,7 @@ impl AtlasClient {
             op: Operation::CreateApiKey,
             org_id,
             api_key_id: "",
+            secret_id: "",
             query: None,
             body: json_body(&models::CreateAtlasOrganizationApiKey { desc, roles }),
         };
@@ -82,10 +87,12 @@ impl AtlasClient {
         parse_success(&answer, "an ApiKeyUserDetails")
     }
 
-    /// POST .../apiKeys/{apiUserId}/accessList; returns the key's access list entries.
-    pub async fn add_api_key_access_list(
+    /// POST .../apiKeys/{apiUserId}/accessList or .../serviceAccounts/{clientId}/accessList
+    /// (`op`, same body and answer); returns the credential's access list entries.
+    pub async fn add_access_list(
         &self,
         ctx: &CallContext<'_>,
+        op: Operation,
         org_id: &str,
         api_key_id: &str,
         entries: &[String],
@@ -95,9 +102,10 @@ impl AtlasClient {
             .map(|e| models::UserAccessListRequest::new(e))
             .collect();
         let req = AtlasRequest {
-            op: Operation::CreateApiKeyAccessList,
+            op,
             org_id,
             api_key_id,
+            secret_id: "",
             query: None,
             body: json_body(&body),
         };
@@ -118,6 +126,7 @@ impl AtlasClient {
             op: Operation::DeleteApiKey,
             org_id,
             api_key_id,
+            secret_id: "",
             query: None,
             body: None,
         };
@@ -136,6 +145,7 @@ impl AtlasClient {
             op: Operation::UpdateApiKey,
             org_id,
             api_key_id,
+            secret_id: "",
             query: None,
             body: json_body(&models::UpdateAtlasOrganizationApiKey { desc }),
         };
@@ -156,6 +166,7 @@ impl AtlasClient {
             op: Operation::ListApiKeys,
             org_id,
             api_key_id: "",
+            secret_id: "",
             query: Some(query),
             body: None,
         };

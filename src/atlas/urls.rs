@@ -43,7 +43,11 @@ impl Urls {
         // Only ids that cannot hold a separator are remembered, so that the path names
         // the URL unambiguously (ids are validated upstream of here; this does not rely on
         // it).
-        if req.query.is_some() || !plain(req.org_id) || !plain(req.api_key_id) {
+        if req.query.is_some()
+            || !plain(req.org_id)
+            || !plain(req.api_key_id)
+            || !plain(req.secret_id)
+        {
             return Arc::new(self.build(req));
         }
         let mut key = PathKey::default();
@@ -130,7 +134,8 @@ fn segments<'a>(req: &'a AtlasRequest<'_>) -> impl Iterator<Item = &'a str> {
         .skip(1)
         .map(|segment| match segment {
             "{orgId}" => req.org_id,
-            "{apiUserId}" => req.api_key_id,
+            "{apiUserId}" | "{clientId}" => req.api_key_id,
+            "{secretId}" => req.secret_id,
             literal => literal,
         })
 }
@@ -150,6 +155,7 @@ mod tests {
             op,
             org_id,
             api_key_id: key,
+            secret_id: "",
             query: query.map(str::to_string),
             body: None,
         }

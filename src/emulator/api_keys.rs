@@ -179,14 +179,14 @@ fn access_list_page(
 }
 
 /// `itemsPerPage`, `pageNum` and `includeCount` of a list request.
-struct Page {
+pub(crate) struct Page {
     items_per_page: usize,
     page_num: usize,
     include_count: bool,
 }
 
 impl Page {
-    fn parse(query: Option<&str>) -> Result<Page, ApiError> {
+    pub(crate) fn parse(query: Option<&str>) -> Result<Page, ApiError> {
         let mut page = Page {
             items_per_page: 100,
             page_num: 1,
@@ -217,7 +217,7 @@ impl Page {
     }
 
     /// `{"links", "results", "totalCount"}` for this page of `all`.
-    fn envelope(&self, shared: &Shared, path: &str, all: Vec<Value>) -> Value {
+    pub(crate) fn envelope(&self, shared: &Shared, path: &str, all: Vec<Value>) -> Value {
         let total = all.len();
         let start = (self.page_num - 1).saturating_mul(self.items_per_page);
         let results: Vec<Value> = all
@@ -238,7 +238,7 @@ impl Page {
     }
 }
 
-fn bad_query(field: &str, description: &str) -> ApiError {
+pub(crate) fn bad_query(field: &str, description: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "INVALID_ATTRIBUTE",

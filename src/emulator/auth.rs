@@ -90,8 +90,10 @@ pub(crate) fn token_endpoint(
 /// the 401 `invalid_client` to send.
 pub(crate) fn refuse_client(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let config = &shared.config;
-    let client_ok = basic_credentials(headers)
-        .is_some_and(|(id, secret)| id == config.client_id && secret == config.client_secret);
+    let client_ok = basic_credentials(headers).is_some_and(|(id, secret)| {
+        (id == config.client_id && secret == config.client_secret)
+            || super::service_accounts::accepts(shared, &id, &secret)
+    });
     if client_ok {
         return None;
     }

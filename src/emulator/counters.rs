@@ -61,6 +61,16 @@ pub struct Counters {
     pub api_keys_deleted: u64,
     /// Access list entries added to API keys.
     pub access_list_entries_created: u64,
+    /// Service accounts created.
+    pub service_accounts_created: u64,
+    /// Service accounts deleted.
+    pub service_accounts_deleted: u64,
+    /// Service-account secrets created (with the account, or by `createOrgSecret`).
+    pub service_account_secrets_created: u64,
+    /// Service-account secrets deleted.
+    pub service_account_secrets_deleted: u64,
+    /// `createOrgSecret` refused with 409 `DATA_CONCURRENCY_ERROR` (another under way).
+    pub service_account_secret_conflicts: u64,
     /// Requests whose client went away before the emulator answered (the handler was
     /// dropped): shows that a cancelled gateway call drops its upstream request too.
     pub abandoned: u64,

@@ -42,6 +42,22 @@ pub enum Route {
     CreateApiKeyAccessList,
     /// `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`.
     ListApiKeyAccessList,
+    /// `POST /api/atlas/v2/orgs/{orgId}/serviceAccounts`.
+    CreateServiceAccount,
+    /// `GET /api/atlas/v2/orgs/{orgId}/serviceAccounts`.
+    ListServiceAccounts,
+    /// `GET /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}`.
+    GetServiceAccount,
+    /// `DELETE /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}`.
+    DeleteServiceAccount,
+    /// `POST /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets`.
+    CreateServiceAccountSecret,
+    /// `DELETE /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`.
+    DeleteServiceAccountSecret,
+    /// `POST /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList`.
+    CreateServiceAccountAccessList,
+    /// `GET /api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList`.
+    ListServiceAccountAccessList,
     /// Every request except the control API.
     Any,
 }

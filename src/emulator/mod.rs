@@ -8,6 +8,8 @@
 //! - `POST` / `GET /api/atlas/v2/orgs/{orgId}/apiKeys` (create; list, paginated),
 //! - `GET` / `DELETE /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}`,
 //! - `POST` / `GET /api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList`,
+//! - the eight organization service-account operations under
+//!   `/api/atlas/v2/orgs/{orgId}/serviceAccounts` (media type `2024-08-05`, `service_accounts.rs`),
 //!
 //! authenticated by Bearer token or HTTP Digest (RFC 7616), with the versioned media type,
 //! `ApiError` bodies and the headers the real service sends. A small control API under
@@ -40,6 +42,7 @@ mod faults;
 mod limits;
 mod response;
 mod routes;
+mod service_accounts;
 mod state;
 
 use std::net::SocketAddr;
@@ -203,6 +206,16 @@ impl Emulator {
     /// they must not be, such as a shared store).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.lock().tokens.keys().cloned().collect()
+    }
+
+    /// The secret ids of service account `client_id`, oldest first.
+    pub fn service_account_secret_ids(&self, client_id: &str) -> Vec<String> {
+        service_accounts::secret_ids(&self.shared, client_id)
+    }
+
+    /// Makes a service-account secret expired now; false when there is no such secret.
+    pub fn expire_service_account_secret(&self, client_id: &str, secret_id: &str) -> bool {
+        service_accounts::expire_secret(&self.shared, client_id, secret_id)
     }
 
     /// Removes every fault rule.

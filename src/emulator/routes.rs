@@ -1,6 +1,7 @@
 //! The Atlas surface of the emulator: request routing, counting, fault application, the
 //! common checks (auth, media type, org), the link-token operations and the token
-//! endpoint; the API key operations are in `api_keys`.
+//! endpoint; the API key operations are in `api_keys`, the service-account ones in
+//! `service_accounts`.
 //!
 //! Every non-control request goes through [`dispatch`]: count → fault → endpoint. Request
 //! bodies are capped at 1 MiB (413 `ApiError` above that).
@@ -25,6 +26,7 @@ use super::response::{
     random_b64, random_hex, raw_response, stamp, versioned_json, ApiError, VERSIONED,
     VERSIONED_UTF8,
 };
+use super::service_accounts::{self, SA_VERSIONED};
 use super::state::Shared;
 
 /// Largest request body read.
@@ -60,6 +62,7 @@ enum Op {
     CreateAccessList,
     ListAccessList,
     SystemStatus,
+    ServiceAccount(service_accounts::Endpoint),
     /// A known path with a method it does not support.
     WrongMethod(&'static str),
     Unknown,
@@ -78,6 +81,7 @@ impl Op {
             Op::DeleteApiKey => Route::DeleteApiKey,
             Op::CreateAccessList => Route::CreateApiKeyAccessList,
             Op::ListAccessList => Route::ListApiKeyAccessList,
+            Op::ServiceAccount(endpoint) => endpoint.route(),
             Op::Revoke | Op::SystemStatus | Op::WrongMethod(_) | Op::Unknown => return None,
         })
     }
@@ -89,6 +93,8 @@ struct Target {
     template: &'static str,
     org: Option<String>,
     key: Option<String>,
+    /// `clientId` and `secretId` of a service-account path.
+    ids: Vec<String>,
 }
 
 /// The operation for `method` among a path's `(method, op)` pairs.
@@ -104,6 +110,7 @@ fn resolve(method: &Method, path: &str) -> Target {
         template,
         org: org.map(|s| s.to_string()),
         key: key.map(|s| s.to_string()),
+        ids: Vec::new(),
     };
     if path == TOKEN_PATH {
         return target(
@@ -170,6 +177,20 @@ fn resolve(method: &Method, path: &str) -> Target {
                 Some(org),
                 Some(key),
             )
+        }
+        ["", "api", "atlas", "v2", "orgs", org, "serviceAccounts", rest @ ..] => {
+            match service_accounts::resolve(method, rest) {
+                Some((endpoint, template, ids)) => Target {
+                    ids,
+                    ..target(
+                        endpoint.map_or_else(Op::WrongMethod, Op::ServiceAccount),
+                        template,
+                        Some(org),
+                        None,
+                    )
+                },
+                None => target(Op::Unknown, "*", None, None),
+            }
         }
         _ => target(Op::Unknown, "*", None, None),
     }
@@ -266,7 +287,11 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
     ) {
         return resp;
     }
-    if let Err(error) = check_media_types(&parts.method, &parts.headers) {
+    let versioned = match op {
+        Op::ServiceAccount(_) => SA_VERSIONED,
+        _ => VERSIONED,
+    };
+    if let Err(error) = check_media_types(&parts.method, &parts.headers, versioned) {
         return error.into_response();
     }
     if op == Op::SystemStatus {
@@ -287,6 +312,9 @@ async fn handle(shared: &Shared, target: Target, req: Request) -> Response {
         Op::UpdateApiKey => api_keys::update(shared, &org, &key, &body),
         Op::DeleteApiKey => api_keys::delete(shared, &org, &key),
         Op::CreateAccessList => api_keys::add_access_list(shared, &org, &key, &body),
+        Op::ServiceAccount(endpoint) => {
+            service_accounts::handle(shared, endpoint, &org, &target.ids, query, &body).await
+        }
         _ => api_keys::list_access_list(shared, &org, &key, query),
     }
 }
@@ -369,13 +397,18 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     Ok(buf.freeze())
 }
 
-/// `Accept` must list the versioned type (406); POST and PATCH bodies must use it too
+/// `Accept` must list the operation's versioned type (406); POST and PATCH bodies must use it
+/// too
 /// (415).
-fn check_media_types(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_media_types(
+    method: &Method,
+    headers: &HeaderMap,
+    versioned: &str,
+) -> Result<(), ApiError> {
     let accept_ok = headers.get_all(ACCEPT).iter().any(|value| {
         value
             .to_str()
-            .map(|v| v.split(',').any(|item| media_type(item) == VERSIONED))
+            .map(|v| v.split(',').any(|item| media_type(item) == versioned))
             .unwrap_or(false)
     });
     if !accept_ok {
@@ -389,12 +422,12 @@ fn check_media_types(method: &Method, headers: &HeaderMap) -> Result<(), ApiErro
         let content_ok = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| media_type(v) == VERSIONED);
+            .is_some_and(|v| media_type(v) == versioned);
         if !content_ok {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UNSUPPORTED_MEDIA_TYPE",
-                format!("The request Content-Type must be {VERSIONED}."),
+                format!("The request Content-Type must be {versioned}."),
             ));
         }
     }

@@ -97,6 +97,30 @@ pub(crate) struct StoredApiKey {
     pub access_list: Vec<AccessEntry>,
 }
 
+/// One service account created through `POST .../serviceAccounts`.
+#[derive(Clone)]
+pub(crate) struct StoredServiceAccount {
+    pub org_id: String,
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    pub roles: Vec<String>,
+    pub created_at: std::time::SystemTime,
+    pub secrets: Vec<StoredSecret>,
+    pub access_list: Vec<AccessEntry>,
+    /// A `createOrgSecret` is under way: a second one meanwhile is 409.
+    pub creating_secret: bool,
+}
+
+/// One secret of a service account; the value is what the token endpoint checks.
+#[derive(Clone)]
+pub(crate) struct StoredSecret {
+    pub id: String,
+    pub value: String,
+    pub created_at: std::time::SystemTime,
+    pub expires_at: std::time::SystemTime,
+}
+
 /// Mutable state; see [`Shared::lock`].
 #[derive(Default)]
 pub(crate) struct Inner {
@@ -108,6 +132,7 @@ pub(crate) struct Inner {
     /// Orgs that currently have a live-migration link.
     pub links: HashSet<String>,
     pub api_keys: Vec<StoredApiKey>,
+    pub service_accounts: Vec<StoredServiceAccount>,
     /// The most recent Atlas API requests (at most `counters::RECORDED_MAX`).
     pub recorded: std::collections::VecDeque<RecordedRequest>,
     rate_window: Option<(Instant, u32)>,

@@ -14,8 +14,9 @@ use crate::{
     audit::ObjectIds,
     config::Profile,
     pb::{
-        CreateApiKeyRequest, CreateLinkTokenRequest, DeleteApiKeyRequest, DeleteLinkTokenRequest,
-        ListApiKeysRequest,
+        CreateApiKeyRequest, CreateLinkTokenRequest, CreateServiceAccountRequest,
+        DeleteApiKeyRequest, DeleteLinkTokenRequest, DeleteServiceAccountRequest,
+        ListApiKeysRequest, ListServiceAccountsRequest, RotateServiceAccountSecretRequest,
     },
     validate::Violation,
 };
@@ -41,7 +42,11 @@ org_scoped!(
     DeleteLinkTokenRequest,
     CreateApiKeyRequest,
     DeleteApiKeyRequest,
-    ListApiKeysRequest
+    ListApiKeysRequest,
+    CreateServiceAccountRequest,
+    DeleteServiceAccountRequest,
+    ListServiceAccountsRequest,
+    RotateServiceAccountSecretRequest
 );
 
 /// One unary RPC of `atlas.gateway.v1.AtlasGateway`.

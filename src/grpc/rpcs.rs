@@ -6,7 +6,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use super::{rpc::Rpc, status::Failure};
+use super::{
+    rpc::Rpc,
+    status::{Failure, Minted},
+};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
@@ -30,6 +33,11 @@ use crate::{
 /// Time the rollback of a half-made key gets, even past the caller's deadline: a key
 /// left without its access list is worse than a late answer.
 const ROLLBACK_BUDGET: Duration = Duration::from_secs(10);
+
+mod service_accounts;
+pub use service_accounts::{
+    CreateServiceAccount, DeleteServiceAccount, ListServiceAccounts, RotateServiceAccountSecret,
+};
 
 /// `CreateLinkToken`: POST .../liveMigrations/linkTokens.
 pub struct CreateLinkToken;
@@ -130,7 +138,7 @@ impl Rpc for CreateApiKey {
             .expect("the gRPC layer resolves profiles before calling Atlas");
         let ttl = validate::key_ttl(req, &profile.lease);
         let fenced = !req.access_list_ips.is_empty();
-        let lease = NewKeyLease::new(SystemTime::now(), ttl, fenced);
+        let lease = NewKeyLease::new(SystemTime::now(), ttl, false);
         if lease.marked() {
             let shared = atlas.shared(ctx.profile);
             (atlas.lease_orgs())
@@ -139,28 +147,28 @@ impl Rpc for CreateApiKey {
         }
         let desc = lease.created(&req.desc);
         let key = atlas
-            .create_api_key(ctx, &req.org_id, &desc, role_names(req).collect())
+            .create_api_key(ctx, &req.org_id, &desc, role_names(&req.roles).collect())
             .await?;
         let mut key = api_key(key);
         if fenced {
-            let settled = lease.settled(&req.desc);
-            key.access_list_ips = fence(atlas, ctx, &key.id, req, settled).await?;
-            key.expire_time = lease.end.map(lease::timestamp);
+            let ips = &req.access_list_ips;
+            key.access_list_ips =
+                fence(atlas, ctx, Minted::ApiKey, &req.org_id, &key.id, ips).await?;
         }
         Ok(CreateApiKeyResponse { api_key: Some(key) })
     }
 }
 
-/// Adds the access list to a key just created, then gives it its `settled` desc (its
-/// own lease, in place of the safety lease); if either fails, deletes the key again.
-/// Runs as its own task: once the key exists, a caller that hangs up must not leave it
-/// half-made.
+/// Adds the access list to a credential just created; if that fails, deletes it again.
+/// Runs as its own task: once the credential exists, a caller that hangs up must not
+/// leave it half-made.
 async fn fence(
     atlas: &Arc<AtlasClient>,
     ctx: &CallContext<'_>,
+    minted: Minted,
+    org_id: &str,
     key_id: &str,
-    req: &CreateApiKeyRequest,
-    settled: Option<String>,
+    ips: &[String],
 ) -> Result<Vec<String>, Failure> {
     let atlas = Arc::clone(atlas);
     let (profile, request_id, deadline, trace) = (
@@ -169,11 +177,7 @@ async fn fence(
         ctx.deadline,
         ctx.trace.clone(),
     );
-    let (org_id, key_id, ips) = (
-        req.org_id.clone(),
-        key_id.to_owned(),
-        req.access_list_ips.clone(),
-    );
+    let (org_id, key_id, ips) = (org_id.to_owned(), key_id.to_owned(), ips.to_vec());
     let unit = tokio::spawn(async move {
         let ctx = CallContext {
             profile: &profile,
@@ -182,7 +186,11 @@ async fn fence(
             deadline,
             trace: &trace,
         };
-        let (step, error) = match fence_steps(&atlas, &ctx, &key_id, &ips, settled).await {
+        let op = minted.access_list_operation();
+        let error = match atlas
+            .add_access_list(&ctx, op, &org_id, &key_id, &ips)
+            .await
+        {
             Ok(applied) => return Ok(applied),
             Err(failed) => failed,
         };
@@ -190,10 +198,10 @@ async fn fence(
             deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
             ..ctx
         };
-        let rolled_back = roll_back(&atlas, &rollback, &org_id, &key_id).await;
+        let rolled_back = roll_back(&atlas, &rollback, minted, &org_id, &key_id).await;
         Err(Failure::AccessListFailed {
-            api_key_id: key_id,
-            step,
+            minted,
+            id: key_id,
             error,
             rolled_back,
         })
@@ -202,42 +210,33 @@ async fn fence(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// The steps after the key exists: its access list, then its settled desc. The step
-/// that failed, and why.
-async fn fence_steps(
+/// Deletes a credential whose access list could not be added; true when it is gone.
+/// Never logs a secret (it is not even here), always the credential's id.
+async fn roll_back(
     atlas: &AtlasClient,
     ctx: &CallContext<'_>,
-    key_id: &str,
-    ips: &[String],
-    settled: Option<String>,
-) -> Result<Vec<String>, (Operation, AtlasError)> {
-    let applied = (atlas
-        .add_api_key_access_list(ctx, ctx.org_id, key_id, ips)
-        .await)
-        .map_err(|e| (Operation::CreateApiKeyAccessList, e))?;
-    if let Some(desc) = settled {
-        (atlas
-            .update_api_key_desc(ctx, ctx.org_id, key_id, &desc)
-            .await)
-            .map_err(|e| (Operation::UpdateApiKey, e))?;
-    }
-    Ok(applied)
-}
-
-/// Deletes a key whose access list could not be added; true when it is gone. Never
-/// logs the private key (it is not even here), always the key id.
-async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, org_id: &str, key_id: &str) -> bool {
-    match atlas.delete_api_key(ctx, org_id, key_id).await {
+    minted: Minted,
+    org_id: &str,
+    id: &str,
+) -> bool {
+    let deleted = match minted {
+        Minted::ApiKey => atlas.delete_api_key(ctx, org_id, id).await,
+        Minted::ServiceAccount => atlas.delete_service_account(ctx, org_id, id).await,
+    };
+    let credential = minted.noun();
+    match deleted {
         Ok(()) => {
             tracing::warn!(
-                api_key_id = key_id,
-                "adding the access list failed; the new API key was deleted again"
+                credential,
+                id,
+                "adding the access list failed; the new credential was deleted again"
             );
             true
         }
         Err(AtlasError::Api(f)) if f.status == 404 => true,
         Err(e) => {
-            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it (its safety lease makes the lease sweeper delete it within minutes)");
+            let what = credential.to_uppercase();
+            tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), "ORPHANED {what}: adding the access list failed and deleting the new {credential} failed too; it exists in Atlas without its access list: delete it");
             false
         }
     }
@@ -294,32 +293,57 @@ impl Rpc for ListApiKeys {
         ctx: &CallContext<'_>,
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
-        // Validation has checked both: a non-negative size, a token for this org and size.
-        let size = page_token::page_size(req.page_size).unwrap_or(page_token::DEFAULT_PAGE_SIZE);
-        let page = page_token::decode(&req.page_token, &req.org_id, size).unwrap_or(1);
+        let (size, page) = atlas_page(&req.org_id, req.page_size, &req.page_token);
         let listed = atlas.list_api_keys(ctx, &req.org_id, size, page).await?;
-        let seen = u64::from(page) * u64::from(size);
-        let more = match listed.total_count {
-            Some(total) => seen < u64::from(total),
-            None => listed.results.len() as u64 == u64::from(size),
-        };
+        let (next_page_token, total_size) = next_page(
+            &req.org_id,
+            (size, page),
+            listed.total_count,
+            listed.results.len(),
+        );
         Ok(ListApiKeysResponse {
-            next_page_token: if more {
-                page_token::encode(&req.org_id, size, page + 1)
-            } else {
-                String::new()
-            },
-            total_size: listed
-                .total_count
-                .map_or(0, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+            next_page_token,
+            total_size,
             api_keys: listed.results.into_iter().map(api_key).collect(),
         })
     }
 }
 
+/// AIP-158 over Atlas's page numbers: `(itemsPerPage, pageNum)` for a list request.
+/// Validation has checked both: a non-negative size, a token for this org and size.
+fn atlas_page(org_id: &str, page_size: i32, page_token: &str) -> (u32, u32) {
+    let size = page_token::page_size(page_size).unwrap_or(page_token::DEFAULT_PAGE_SIZE);
+    let page = page_token::decode(page_token, org_id, size).unwrap_or(1);
+    (size, page)
+}
+
+/// The next page's token (empty on the last page) and the total, from Atlas's answer to
+/// page `(size, page)`: its `totalCount` and how many items it held.
+fn next_page(
+    org_id: &str,
+    (size, page): (u32, u32),
+    total: Option<u32>,
+    got: usize,
+) -> (String, i32) {
+    let seen = u64::from(page) * u64::from(size);
+    let more = match total {
+        Some(total) => seen < u64::from(total),
+        None => got as u64 == u64::from(size),
+    };
+    let token = if more {
+        page_token::encode(org_id, size, page + 1)
+    } else {
+        String::new()
+    };
+    (
+        token,
+        total.map_or(0, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+    )
+}
+
 /// The request's roles as Atlas spells them (validation has refused unknown values).
-fn role_names(req: &CreateApiKeyRequest) -> impl Iterator<Item = &'static str> + '_ {
-    req.roles
+fn role_names(roles: &[i32]) -> impl Iterator<Item = &'static str> + '_ {
+    roles
         .iter()
         .filter_map(|r| OrgRole::try_from(*r).ok())
         .map(|r| r.as_str_name())

@@ -17,6 +17,9 @@ use super::{
     policy::{self, Ask},
     rpc::{OrgScoped, Rpc},
     rpcs::{CreateApiKey, CreateLinkToken, DeleteApiKey, DeleteLinkToken, ListApiKeys},
+    rpcs::{
+        CreateServiceAccount, DeleteServiceAccount, ListServiceAccounts, RotateServiceAccountSecret,
+    },
     status::Failure,
 };
 use crate::{
@@ -32,6 +35,11 @@ use crate::{
         atlas_gateway_server::AtlasGateway, CreateApiKeyRequest, CreateApiKeyResponse,
         CreateLinkTokenRequest, CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse,
         DeleteLinkTokenRequest, DeleteLinkTokenResponse, ListApiKeysRequest, ListApiKeysResponse,
+    },
+    pb::{
+        CreateServiceAccountRequest, CreateServiceAccountResponse, DeleteServiceAccountRequest,
+        DeleteServiceAccountResponse, ListServiceAccountsRequest, ListServiceAccountsResponse,
+        RotateServiceAccountSecretRequest, RotateServiceAccountSecretResponse,
     },
 };
 
@@ -283,5 +291,33 @@ impl AtlasGateway for GatewayService {
         request: Request<ListApiKeysRequest>,
     ) -> Result<Response<ListApiKeysResponse>, Status> {
         self.handle::<ListApiKeys>(request).await
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<CreateServiceAccountRequest>,
+    ) -> Result<Response<CreateServiceAccountResponse>, Status> {
+        self.handle::<CreateServiceAccount>(request).await
+    }
+
+    async fn delete_service_account(
+        &self,
+        request: Request<DeleteServiceAccountRequest>,
+    ) -> Result<Response<DeleteServiceAccountResponse>, Status> {
+        self.handle::<DeleteServiceAccount>(request).await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<ListServiceAccountsRequest>,
+    ) -> Result<Response<ListServiceAccountsResponse>, Status> {
+        self.handle::<ListServiceAccounts>(request).await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        request: Request<RotateServiceAccountSecretRequest>,
+    ) -> Result<Response<RotateServiceAccountSecretResponse>, Status> {
+        self.handle::<RotateServiceAccountSecret>(request).await
     }
 }

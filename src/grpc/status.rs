@@ -72,18 +72,69 @@ pub enum Failure {
     SharedStoreUnavailable,
     /// Atlas (or the way to it) failed.
     Atlas(AtlasError),
-    /// `CreateApiKey` created key `api_key_id`, but adding its access list failed with
-    /// `error`; `rolled_back` says whether the key was deleted again.
+    /// A create (`CreateApiKey`, `CreateServiceAccount`) made credential `id`, but adding
+    /// its access list failed with `error`; `rolled_back` says whether it was deleted again.
     AccessListFailed {
-        /// The key that was created.
-        api_key_id: String,
-        /// The step that failed: the access list, or the key's settled lease.
-        step: Operation,
+        /// What kind of credential was created.
+        minted: Minted,
+        /// Its id (API key id or service-account client id).
+        id: String,
         /// Why the access list could not be added.
         error: AtlasError,
         /// Whether the key was deleted again.
         rolled_back: bool,
     },
+}
+
+/// The kinds of credential a create mints with an access list as one unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Minted {
+    /// An organization API key (`CreateApiKey`).
+    ApiKey,
+    /// An organization service account (`CreateServiceAccount`).
+    ServiceAccount,
+}
+
+impl Minted {
+    /// The Atlas operation that adds its access list.
+    pub fn access_list_operation(self) -> Operation {
+        match self {
+            Minted::ApiKey => Operation::CreateApiKeyAccessList,
+            Minted::ServiceAccount => Operation::CreateServiceAccountAccessList,
+        }
+    }
+
+    /// The ErrorInfo metadata key and log field of its id.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Minted::ApiKey => "api_key_id",
+            Minted::ServiceAccount => "client_id",
+        }
+    }
+
+    /// What a person calls it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Minted::ApiKey => "API key",
+            Minted::ServiceAccount => "service account",
+        }
+    }
+
+    /// The ErrorInfo reason when it exists without its access list.
+    pub fn orphan_reason(self) -> &'static str {
+        match self {
+            Minted::ApiKey => "ORPHANED_API_KEY",
+            Minted::ServiceAccount => "ORPHANED_SERVICE_ACCOUNT",
+        }
+    }
+
+    /// The RPC that deletes it.
+    pub fn delete_rpc(self) -> &'static str {
+        match self {
+            Minted::ApiKey => "DeleteApiKey",
+            Minted::ServiceAccount => "DeleteServiceAccount",
+        }
+    }
 }
 
 impl From<AtlasError> for Failure {
@@ -252,11 +303,11 @@ impl Failure {
                 (code, message, reason, ctx.atlas_domain)
             }
             Failure::AccessListFailed {
-                api_key_id,
-                step,
+                minted,
+                id,
                 error,
                 rolled_back,
-            } => access_list_failed(api_key_id, step, error, rolled_back, ctx, &mut d, &mut meta),
+            } => access_list_failed(minted, id, error, rolled_back, ctx, &mut d, &mut meta),
         };
         meta.entry("operation".into())
             .or_insert_with(|| ctx.operation.id().into());

@@ -58,7 +58,7 @@ check "list shows the gateway and health services" 0 \
   "^atlas\.gateway\.v1\.AtlasGateway$" "^grpc\.health\.v1\.Health$"
 
 g "$GATEWAY_ADDR" describe "$SVC"
-check "describe the service: five RPCs with their comments" 0 \
+check "describe the service: nine RPCs with their comments" 0 \
   "rpc CreateLinkToken \( \.atlas\.gateway\.v1\.CreateLinkTokenRequest \) returns \( \.atlas\.gateway\.v1\.CreateLinkTokenResponse \)" \
   "rpc DeleteLinkToken \( \.atlas\.gateway\.v1\.DeleteLinkTokenRequest \)" \
   "rpc CreateApiKey \( \.atlas\.gateway\.v1\.CreateApiKeyRequest \)" \
@@ -66,7 +66,12 @@ check "describe the service: five RPCs with their comments" 0 \
   "rpc ListApiKeys \( \.atlas\.gateway\.v1\.ListApiKeysRequest \) returns \( \.atlas\.gateway\.v1\.ListApiKeysResponse \)" \
   "// Atlas: POST /api/atlas/v2/orgs/\{orgId\}/apiKeys" \
   "// Atlas: DELETE /api/atlas/v2/orgs/\{orgId\}/apiKeys/\{apiUserId\}" \
-  "ORPHANED_API_KEY"
+  "ORPHANED_API_KEY" \
+  "rpc CreateServiceAccount \( \.atlas\.gateway\.v1\.CreateServiceAccountRequest \)" \
+  "rpc DeleteServiceAccount \( \.atlas\.gateway\.v1\.DeleteServiceAccountRequest \)" \
+  "rpc ListServiceAccounts \( \.atlas\.gateway\.v1\.ListServiceAccountsRequest \)" \
+  "rpc RotateServiceAccountSecret \( \.atlas\.gateway\.v1\.RotateServiceAccountSecretRequest \)" \
+  "ORPHANED_SERVICE_ACCOUNT"
 
 g "$GATEWAY_ADDR" describe atlas.gateway.v1.CreateLinkTokenRequest
 check "describe a request: field comments" 0 \
@@ -130,6 +135,30 @@ g -H "x-atlas-profile: readonly" \
   -d "{\"org_id\":\"$ORG\",\"desc\":\"x\",\"roles\":[\"ORG_MEMBER\"]}" "$GATEWAY_ADDR" "$SVC/CreateApiKey"
 check "readonly profile (allowed_rpcs): PermissionDenied POLICY_DENIED field rpc" nonzero \
   "Code: PermissionDenied" '"reason":"POLICY_DENIED"' '"field":"rpc"'
+
+# --- service accounts: create with an access list, rotate, list (no secret values), delete
+g -d "{\"org_id\":\"$ORG\",\"name\":\"grpcurl interop\",\"description\":\"interop suite\",\"roles\":[\"ORG_MEMBER\"],\"secret_expires_after_hours\":24,\"access_list_ips\":[\"203.0.113.7\"]}" \
+  "$GATEWAY_ADDR" "$SVC/CreateServiceAccount"
+check "CreateServiceAccount returns the account with its secret, once" 0 \
+  '"clientId": "mdb_sa_id_[a-fA-F0-9]{24}"' '"secret": "mdb_sa_sk_[^"]+"' '"accessListIps": \[' '"ORG_MEMBER"'
+SA_ID="$(grep -oE 'mdb_sa_id_[a-fA-F0-9]{24}' <<<"$OUT" | head -n1 || true)"
+
+g -d "{\"org_id\":\"$ORG\",\"client_id\":\"$SA_ID\",\"secret_expires_after_hours\":24}" \
+  "$GATEWAY_ADDR" "$SVC/RotateServiceAccountSecret"
+check "RotateServiceAccountSecret returns the new secret" 0 '"secret": "mdb_sa_sk_[^"]+"' '"expireTime": '
+
+g -d "{\"org_id\":\"$ORG\",\"page_size\":500}" "$GATEWAY_ADDR" "$SVC/ListServiceAccounts"
+check "ListServiceAccounts shows masked secrets only" 0 '"serviceAccounts": \[' "$SA_ID" '"maskedSecretValue": '
+if grep -q '"secret": ' <<<"$OUT"; then
+  FAILED=$((FAILED + 1))
+  echo "FAIL ListServiceAccounts shows a secret value: $OUT" >&2
+fi
+
+g -d "{\"org_id\":\"$ORG\",\"client_id\":\"$SA_ID\"}" "$GATEWAY_ADDR" "$SVC/DeleteServiceAccount"
+check "DeleteServiceAccount returns {}" 0 '^\{[[:space:]]*$'
+
+g -d "{\"org_id\":\"$ORG\",\"client_id\":\"$SA_ID\"}" "$GATEWAY_ADDR" "$SVC/DeleteServiceAccount"
+check "DeleteServiceAccount again: NotFound" nonzero "Code: NotFound"
 
 # --- errors, with details decoded through reflection
 g -d '{"org_id":"not-an-org","access_list_ips":["10.0.0.1","bad"]}' "$GATEWAY_ADDR" "$SVC/CreateLinkToken"

@@ -233,7 +233,7 @@ for suite in $SUITES; do
     commands) run_suite commands env GATEWAY_BIN="$GATEWAY_BIN" "$VENV/bin/python" "$HERE/commands.py" ;;
     python)
       run_suite python "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-        "$HERE/python/test_interop.py"
+        "$HERE/python/test_interop.py" "$HERE/python/test_service_accounts.py"
       ;;
     examples) run_suite examples env GATEWAY_BIN="$GATEWAY_BIN" bash "$HERE/examples.sh" ;;
     node) run_suite node run_node ;;

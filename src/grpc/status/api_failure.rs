@@ -37,6 +37,11 @@ pub(super) fn api_failure(
     {
         d.set_retry_info(Some(ra));
     }
+    if code == Code::Aborted && error_code.as_deref() == Some("DATA_CONCURRENCY_ERROR") {
+        // Two writes to one object at once (two secrets of one service account): the
+        // other finishes at once, so a retry soon succeeds.
+        d.set_retry_info(Some(std::time::Duration::from_secs(1)));
+    }
     let detail = f
         .api_error
         .as_ref()

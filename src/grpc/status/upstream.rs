@@ -8,19 +8,18 @@ use std::{collections::HashMap, time::Duration};
 use tonic::Code;
 use tonic_types::ErrorDetails;
 
-use super::{api_failure::api_failure, ErrorContext, GATEWAY_DOMAIN, SHUTTING_DOWN};
-use crate::atlas::{error::AtlasError, Operation};
+use super::{api_failure::api_failure, ErrorContext, Minted, GATEWAY_DOMAIN, SHUTTING_DOWN};
+use crate::atlas::error::AtlasError;
 
 /// Active access tokens Atlas allows per service account.
 const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
 
-/// A step of `CreateApiKey` after the key exists failed (its access list, or its
-/// settled lease). Rolled back: that step's error as it is. Not rolled back: `INTERNAL`
-/// / `ORPHANED_API_KEY`, the key id to clean up (its safety lease makes the sweeper
-/// delete it).
+/// The access-list step of `CreateApiKey` or `CreateServiceAccount` failed. Rolled back:
+/// the access-list error as it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY` or
+/// `ORPHANED_SERVICE_ACCOUNT`, the id to clean up.
 pub(super) fn access_list_failed<'a>(
-    api_key_id: String,
-    failed: Operation,
+    minted: Minted,
+    id: String,
     error: AtlasError,
     rolled_back: bool,
     ctx: &ErrorContext<'a>,
@@ -28,28 +27,26 @@ pub(super) fn access_list_failed<'a>(
     meta: &mut HashMap<String, String>,
 ) -> (Code, String, String, &'a str) {
     let step = ErrorContext {
-        operation: failed,
+        operation: minted.access_list_operation(),
         ..*ctx
-    };
-    let what = match failed {
-        Operation::UpdateApiKey => "setting the new API key's lease",
-        _ => "adding the new API key's access list",
     };
     let (code, message, reason) = upstream(error, &step, d, meta);
     meta.insert("operation".into(), step.operation.id().into());
     meta.insert("rolled_back".into(), rolled_back.to_string());
+    let noun = minted.noun();
+    meta.insert(minted.id_field().into(), id.clone());
     if rolled_back {
-        meta.insert("api_key_id".into(), api_key_id);
-        let msg = format!("{what} failed, so the key was deleted again: {message}");
+        let msg = format!(
+            "adding the new {noun}'s access list failed, so the {noun} was deleted again: {message}"
+        );
         return (code, msg, reason, ctx.atlas_domain);
     }
     meta.insert("access_list_error".into(), reason);
-    let msg = format!("API key {api_key_id} was created, but {what} failed ({message}) and deleting the key failed too: it exists without its access list until its {}-minute safety lease ends and the gateway's lease sweeper deletes it; delete it sooner with DeleteApiKey", crate::lease::ORPHAN_TTL.as_secs() / 60);
-    meta.insert("api_key_id".into(), api_key_id);
+    let msg = format!("{noun} {id} was created, but adding its access list failed ({message}) and deleting it failed too: it exists without its access list; delete it with {}", minted.delete_rpc());
     (
         Code::Internal,
         msg,
-        "ORPHANED_API_KEY".into(),
+        minted.orphan_reason().into(),
         GATEWAY_DOMAIN,
     )
 }

@@ -283,3 +283,47 @@ test('allowed_rpcs: PERMISSION_DENIED POLICY_DENIED with field rpc', async () =>
   assert.equal(details.ErrorInfo.reason, 'POLICY_DENIED');
   assert.equal(details.ErrorInfo.metadata.field, 'rpc');
 });
+
+// ---------------------------------------------------------------- service accounts
+async function createServiceAccount(extra = {}) {
+  const { response } = await call('CreateServiceAccount', {
+    org_id: ORG, name: 'node interop', description: 'interop suite', roles: ['ORG_MEMBER'],
+    secret_expires_after_hours: 24, ...extra,
+  });
+  return response.service_account;
+}
+
+test('service account: create, rotate, list without secret values, delete', async () => {
+  const sa = await createServiceAccount({ access_list_ips: ['203.0.113.7'] });
+  assert.match(sa.client_id, /^mdb_sa_id_[a-fA-F0-9]{24}$/);
+  assert.deepEqual(sa.access_list_ips, ['203.0.113.7']);
+  assert.match(sa.secrets[0].secret, /^mdb_sa_sk_/);
+  const rotate = { org_id: ORG, client_id: sa.client_id, secret_expires_after_hours: 24 };
+  const { response: rotated } = await call('RotateServiceAccountSecret', rotate);
+  assert.match(rotated.secret.secret, /^mdb_sa_sk_/);
+  assert.ok(rotated.secret.expire_time.seconds > 0);
+  const { response: listed } = await call('ListServiceAccounts', { org_id: ORG, page_size: 500 });
+  const mine = listed.service_accounts.find((a) => a.client_id === sa.client_id);
+  assert.equal(mine.secrets.length, 2);
+  for (const s of mine.secrets) {
+    assert.equal(s.secret, '');
+    assert.ok(s.masked_secret_value);
+  }
+  const del = { org_id: ORG, client_id: sa.client_id };
+  assert.deepEqual((await call('DeleteServiceAccount', del)).response, {});
+  const err = await rejects(call('DeleteServiceAccount', del));
+  assert.equal(err.code, grpc.status.NOT_FOUND);
+});
+
+test('service account rollback fails too: INTERNAL ORPHANED_SERVICE_ACCOUNT with client_id', async () => {
+  await emulator('POST', '/__emulator/faults', [
+    { route: 'create_service_account_access_list', times: 1, action: { kind: 'error', status: 403, error_code: 'ACCESS_LIST_FORBIDDEN' } },
+    { route: 'delete_service_account', times: 1, action: { kind: 'error', status: 500, error_code: 'UNEXPECTED_ERROR' } },
+  ]);
+  const err = await rejects(createServiceAccount({ access_list_ips: ['10.0.0.0/8'] }));
+  assert.equal(err.code, grpc.status.INTERNAL, err.details);
+  const { details } = richStatus(err);
+  assert.equal(details.ErrorInfo.reason, 'ORPHANED_SERVICE_ACCOUNT');
+  assert.equal(details.ErrorInfo.metadata.rolled_back, 'false');
+  await call('DeleteServiceAccount', { org_id: ORG, client_id: details.ErrorInfo.metadata.client_id });
+});
