@@ -32,8 +32,6 @@ pub enum Operation {
     DeleteApiKey,
     /// GET .../apiKeys (`listOrgApiKeys`).
     ListApiKeys,
-    /// PATCH .../apiKeys/{apiUserId} (`updateApiKey`).
-    UpdateApiKey,
 }
 
 impl Operation {
@@ -46,7 +44,6 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
-            Operation::UpdateApiKey => "updateApiKey",
         }
     }
 
@@ -55,7 +52,6 @@ impl Operation {
         match self {
             Operation::DeleteLinkToken | Operation::DeleteApiKey => reqwest::Method::DELETE,
             Operation::ListApiKeys => reqwest::Method::GET,
-            Operation::UpdateApiKey => reqwest::Method::PATCH,
             _ => reqwest::Method::POST,
         }
     }
@@ -69,9 +65,7 @@ impl Operation {
             Operation::CreateApiKey | Operation::ListApiKeys => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys"
             }
-            Operation::DeleteApiKey | Operation::UpdateApiKey => {
-                "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}"
-            }
+            Operation::DeleteApiKey => "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
@@ -92,7 +86,6 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
-            Operation::UpdateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/updateApiKey",
         }
     }
 

@@ -14,14 +14,14 @@ use crate::{
         Operation,
     },
     config::Profile,
-    lease::{self, NewKeyLease},
-    page_token,
+    lease, page_token,
     pb::{
         ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest,
         CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse, DeleteLinkTokenRequest,
         DeleteLinkTokenResponse, Link, ListApiKeysRequest, ListApiKeysResponse, OrgRole,
         RoleAssignment,
     },
+    store::sweep::Orphan,
     validate::{self, Violation},
 };
 
@@ -126,31 +126,27 @@ impl Rpc for CreateApiKey {
         let profile = atlas
             .profile(ctx.profile)
             .expect("the gRPC layer resolves profiles before calling Atlas");
-        let ttl = validate::key_ttl(req, &profile.lease);
-        let fenced = !req.access_list_ips.is_empty();
-        let lease = NewKeyLease::new(SystemTime::now(), ttl, fenced);
-        if lease.marked() {
+        let end =
+            validate::key_ttl(req, &profile.lease).map(|ttl| lease::expiry(SystemTime::now(), ttl));
+        if end.is_some() {
             let shared = atlas.shared(ctx.profile);
             (atlas.lease_orgs())
                 .remember(ctx.profile, shared, &req.org_id)
                 .await;
         }
-        let desc = lease.created(&req.desc);
+        let desc = lease::created(&req.desc, end);
         let key = atlas
             .create_api_key(ctx, &req.org_id, &desc, role_names(req).collect())
             .await?;
         let mut key = api_key(key);
-        if fenced {
-            let settled = lease.settled(&req.desc);
-            key.access_list_ips = fence(atlas, ctx, &key.id, req, settled).await?;
-            key.expire_time = lease.end.map(lease::timestamp);
+        if !req.access_list_ips.is_empty() {
+            key.access_list_ips = fence(atlas, ctx, &key.id, req).await?;
         }
         Ok(CreateApiKeyResponse { api_key: Some(key) })
     }
 }
 
-/// Adds the access list to a key just created, then gives it its `settled` desc (its
-/// own lease, in place of the safety lease); if either fails, deletes the key again.
+/// Adds the access list to a key just created; if that fails, deletes the key again.
 /// Runs as its own task: once the key exists, a caller that hangs up must not leave it
 /// half-made.
 async fn fence(
@@ -158,7 +154,6 @@ async fn fence(
     ctx: &CallContext<'_>,
     key_id: &str,
     req: &CreateApiKeyRequest,
-    settled: Option<String>,
 ) -> Result<Vec<String>, Failure> {
     let atlas = Arc::clone(atlas);
     let (profile, request_id, deadline, trace) = (
@@ -180,65 +175,62 @@ async fn fence(
             deadline,
             trace: &trace,
         };
-        let (step, error) = match fence_steps(&atlas, &ctx, &key_id, &ips, settled).await {
+        let error = match atlas
+            .add_api_key_access_list(&ctx, &org_id, &key_id, &ips)
+            .await
+        {
             Ok(applied) => return Ok(applied),
-            Err(failed) => failed,
+            Err(e) => e,
         };
         let rollback = CallContext {
             deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
             ..ctx
         };
-        let rolled_back = roll_back(&atlas, &rollback, &org_id, &key_id).await;
+        let (rolled_back, sweeper_retries) = roll_back(&atlas, &rollback, &key_id).await;
         Err(Failure::AccessListFailed {
             api_key_id: key_id,
-            step,
             error,
             rolled_back,
+            sweeper_retries,
         })
     });
     unit.await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// The steps after the key exists: its access list, then its settled desc. The step
-/// that failed, and why.
-async fn fence_steps(
-    atlas: &AtlasClient,
-    ctx: &CallContext<'_>,
-    key_id: &str,
-    ips: &[String],
-    settled: Option<String>,
-) -> Result<Vec<String>, (Operation, AtlasError)> {
-    let applied = (atlas
-        .add_api_key_access_list(ctx, ctx.org_id, key_id, ips)
-        .await)
-        .map_err(|e| (Operation::CreateApiKeyAccessList, e))?;
-    if let Some(desc) = settled {
-        (atlas
-            .update_api_key_desc(ctx, ctx.org_id, key_id, &desc)
-            .await)
-            .map_err(|e| (Operation::UpdateApiKey, e))?;
-    }
-    Ok(applied)
-}
-
-/// Deletes a key whose access list could not be added; true when it is gone. Never
-/// logs the private key (it is not even here), always the key id.
-async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, org_id: &str, key_id: &str) -> bool {
-    match atlas.delete_api_key(ctx, org_id, key_id).await {
+/// Deletes a key whose access list could not be added: `(true, false)` when it is gone.
+/// If the delete fails, the key is an orphan: it is handed to the lease sweeper, which
+/// retries the delete every sweep until it succeeds (`(false, true)`; `(false, false)`
+/// when the sweeper's orphan set could not take it). Never logs the private key (it is
+/// not even here), always the key id.
+async fn roll_back(atlas: &AtlasClient, ctx: &CallContext<'_>, key_id: &str) -> (bool, bool) {
+    let org_id = ctx.org_id;
+    let e = match atlas.delete_api_key(ctx, org_id, key_id).await {
         Ok(()) => {
             tracing::warn!(
                 api_key_id = key_id,
                 "adding the access list failed; the new API key was deleted again"
             );
-            true
+            return (true, false);
         }
-        Err(AtlasError::Api(f)) if f.status == 404 => true,
-        Err(e) => {
-            tracing::error!(api_key_id = key_id, org_id, error = %e, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: delete it (its safety lease makes the lease sweeper delete it within minutes)");
-            false
-        }
-    }
+        Err(AtlasError::Api(f)) if f.status == 404 => return (true, false),
+        Err(e) => e,
+    };
+    let orphan = Orphan {
+        org_id: org_id.to_owned(),
+        api_key_id: key_id.to_owned(),
+    };
+    let shared = atlas.shared(ctx.profile);
+    let retries = (atlas.orphans())
+        .remember(ctx.profile, shared, orphan)
+        .await;
+    let next = if retries {
+        "the lease sweeper will retry the delete every sweep until it succeeds"
+    } else {
+        "the lease sweeper's orphan set could not take it: delete it by hand"
+    };
+    tracing::error!(api_key_id = key_id, org_id, error = %e, sweeper_retries_delete = retries, "ORPHANED API KEY: adding the access list failed and deleting the new key failed too; the key exists in Atlas without its access list: {next}");
+    (false, retries)
 }
 
 /// `DeleteApiKey`: DELETE .../apiKeys/{apiUserId}.

@@ -73,12 +73,12 @@ pub enum Failure {
     AccessListFailed {
         /// The key that was created.
         api_key_id: String,
-        /// The step that failed: the access list, or the key's settled lease.
-        step: Operation,
         /// Why the access list could not be added.
         error: AtlasError,
         /// Whether the key was deleted again.
         rolled_back: bool,
+        /// Not deleted: whether the lease sweeper took the key, to retry the delete.
+        sweeper_retries: bool,
     },
 }
 
@@ -235,10 +235,13 @@ impl Failure {
             }
             Failure::AccessListFailed {
                 api_key_id,
-                step,
                 error,
                 rolled_back,
-            } => access_list_failed(api_key_id, step, error, rolled_back, ctx, &mut d, &mut meta),
+                sweeper_retries,
+            } => {
+                let outcome = (rolled_back, sweeper_retries);
+                access_list_failed(api_key_id, error, outcome, ctx, &mut d, &mut meta)
+            }
         };
         meta.entry("operation".into())
             .or_insert_with(|| ctx.operation.id().into());

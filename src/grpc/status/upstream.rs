@@ -14,37 +14,39 @@ use crate::atlas::{error::AtlasError, Operation};
 /// Active access tokens Atlas allows per service account.
 const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
 
-/// A step of `CreateApiKey` after the key exists failed (its access list, or its
-/// settled lease). Rolled back: that step's error as it is. Not rolled back: `INTERNAL`
-/// / `ORPHANED_API_KEY`, the key id to clean up (its safety lease makes the sweeper
-/// delete it).
+/// The access-list step of `CreateApiKey` failed. Rolled back: that step's error as it
+/// is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY`, the key id to clean up, and
+/// whether the lease sweeper retries the delete (`sweeper_retries_delete`).
 pub(super) fn access_list_failed<'a>(
     api_key_id: String,
-    failed: Operation,
     error: AtlasError,
-    rolled_back: bool,
+    (rolled_back, sweeper_retries): (bool, bool),
     ctx: &ErrorContext<'a>,
     d: &mut ErrorDetails,
     meta: &mut HashMap<String, String>,
 ) -> (Code, String, String, &'a str) {
     let step = ErrorContext {
-        operation: failed,
+        operation: Operation::CreateApiKeyAccessList,
         ..*ctx
-    };
-    let what = match failed {
-        Operation::UpdateApiKey => "setting the new API key's lease",
-        _ => "adding the new API key's access list",
     };
     let (code, message, reason) = upstream(error, &step, d, meta);
     meta.insert("operation".into(), step.operation.id().into());
     meta.insert("rolled_back".into(), rolled_back.to_string());
     if rolled_back {
         meta.insert("api_key_id".into(), api_key_id);
-        let msg = format!("{what} failed, so the key was deleted again: {message}");
+        let msg = format!(
+            "adding the new API key's access list failed, so the key was deleted again: {message}"
+        );
         return (code, msg, reason, ctx.atlas_domain);
     }
     meta.insert("access_list_error".into(), reason);
-    let msg = format!("API key {api_key_id} was created, but {what} failed ({message}) and deleting the key failed too: it exists without its access list until its {}-minute safety lease ends and the gateway's lease sweeper deletes it; delete it sooner with DeleteApiKey", crate::lease::ORPHAN_TTL.as_secs() / 60);
+    meta.insert("sweeper_retries_delete".into(), sweeper_retries.to_string());
+    let next = if sweeper_retries {
+        "the gateway's lease sweeper will retry the delete every sweep until it succeeds; delete it sooner with DeleteApiKey"
+    } else {
+        "the gateway's lease sweeper could not take it (its orphan set is full): delete it with DeleteApiKey"
+    };
+    let msg = format!("API key {api_key_id} was created, but adding its access list failed ({message}) and deleting the key failed too: it exists without its access list; {next}");
     meta.insert("api_key_id".into(), api_key_id);
     (
         Code::Internal,
