@@ -51,8 +51,8 @@ pub struct Orphans {
 }
 
 impl Orphans {
-    /// Hands `orphan` to the sweeper of `profile`; false when it was dropped everywhere
-    /// (both sets full, or full here and the store down): counted and logged then.
+    /// Hands `orphan` to the sweeper of `profile`; false when no set took it. A set that
+    /// refuses it (full, or the store down) is counted and logged.
     pub async fn remember(
         &self,
         profile: &str,
@@ -228,5 +228,31 @@ impl ProfileStore {
     pub async fn may_sweep(&self, hold: Duration) -> bool {
         let key = self.sealer.key("lease-sweep");
         self.store.set_nx(&key, b"1", hold).await.unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orphan(n: usize) -> Orphan {
+        Orphan {
+            org_id: "a".repeat(24),
+            api_key_id: format!("{n:024x}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_orphan_set_is_bounded_and_forgets_what_is_gone() {
+        let orphans = Orphans::default();
+        for n in 0..MAX_ORPHANS {
+            assert!(orphans.remember("p", None, orphan(n)).await);
+        }
+        assert!(orphans.remember("p", None, orphan(0)).await, "known");
+        assert!(!orphans.remember("p", None, orphan(MAX_ORPHANS)).await);
+        assert!(orphans.remember("q", None, orphan(MAX_ORPHANS)).await);
+        orphans.forget("p", None, &orphan(0)).await;
+        assert_eq!(orphans.left("p", None).await.len(), MAX_ORPHANS - 1);
+        assert!(orphans.remember("p", None, orphan(MAX_ORPHANS)).await);
     }
 }
