@@ -30,7 +30,11 @@ use crate::{
     config::Config,
     config::Profile,
     otel::AtlasAttempt,
-    store::{cooldown::Cooldowns, sweep::LeaseOrgs, ProfileStore, SharedStore},
+    store::{
+        cooldown::Cooldowns,
+        sweep::{LeaseOrgs, Orphans},
+        ProfileStore, SharedStore,
+    },
     telemetry::metrics as m,
 };
 
@@ -89,6 +93,8 @@ pub struct AtlasClient {
     cooldowns: Arc<Cooldowns>,
     /// The orgs each profile created leased keys in (the lease sweeper visits them).
     lease_orgs: LeaseOrgs,
+    /// The keys each profile left without their access list (the lease sweeper deletes them).
+    orphans: Orphans,
 }
 
 /// One call's authentication state across its attempts.
@@ -174,6 +180,7 @@ impl AtlasClient {
             backoff: Backoff::default(),
             cooldowns,
             lease_orgs: LeaseOrgs::default(),
+            orphans: Orphans::default(),
         }))
     }
 
@@ -185,6 +192,11 @@ impl AtlasClient {
     /// The orgs each profile created leased keys in.
     pub fn lease_orgs(&self) -> &LeaseOrgs {
         &self.lease_orgs
+    }
+
+    /// The orphaned keys each profile left for the lease sweeper to delete.
+    pub fn orphans(&self) -> &Orphans {
+        &self.orphans
     }
 
     /// Revokes the tokens this process minted (graceful stop without a shared store).

@@ -33,8 +33,6 @@ pub enum Operation {
     DeleteApiKey,
     /// GET .../apiKeys (`listOrgApiKeys`).
     ListApiKeys,
-    /// PATCH .../apiKeys/{apiUserId} (`updateApiKey`).
-    UpdateApiKey,
     /// GET /api/atlas/v2 (`getSystemStatus`): the readiness check of a profile's credentials.
     GetSystemStatus,
     /// POST .../serviceAccounts (`createOrgServiceAccount`).
@@ -63,7 +61,6 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "deleteOrgApiKey",
             Operation::ListApiKeys => "listOrgApiKeys",
-            Operation::UpdateApiKey => "updateApiKey",
             Operation::GetSystemStatus => "getSystemStatus",
             Operation::CreateServiceAccount => "createOrgServiceAccount",
             Operation::ListServiceAccounts => "listOrgServiceAccounts",
@@ -86,7 +83,6 @@ impl Operation {
             | Operation::GetSystemStatus
             | Operation::ListServiceAccounts
             | Operation::GetServiceAccount => reqwest::Method::GET,
-            Operation::UpdateApiKey => reqwest::Method::PATCH,
             _ => reqwest::Method::POST,
         }
     }
@@ -100,9 +96,7 @@ impl Operation {
             Operation::CreateApiKey | Operation::ListApiKeys => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys"
             }
-            Operation::DeleteApiKey | Operation::UpdateApiKey => {
-                "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}"
-            }
+            Operation::DeleteApiKey => "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
             Operation::CreateApiKeyAccessList => {
                 "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList"
             }
@@ -155,7 +149,6 @@ impl Operation {
             Operation::CreateApiKeyAccessList => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/createOrgApiKeyAccessListEntry",
             Operation::DeleteApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/deleteOrgApiKey",
             Operation::ListApiKeys => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/listOrgApiKeys",
-            Operation::UpdateApiKey => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Programmatic-API-Keys/operation/updateApiKey",
             Operation::GetSystemStatus => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Root/operation/getSystemStatus",
             Operation::CreateServiceAccount => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/createOrgServiceAccount",
             Operation::ListServiceAccounts => "https://mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Service-Accounts/operation/listOrgServiceAccounts",

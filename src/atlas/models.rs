@@ -33,13 +33,6 @@ pub struct CreateAtlasOrganizationApiKey<'a> {
     pub roles: Vec<&'a str>,
 }
 
-/// Body of updateApiKey: only the description changes (the roles stay).
-#[derive(Debug, Serialize)]
-pub struct UpdateAtlasOrganizationApiKey<'a> {
-    /// The new description, 1 to 250 characters.
-    pub desc: &'a str,
-}
-
 /// Response of createOrgApiKey.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -133,26 +133,6 @@ impl AtlasClient {
         self.execute(ctx, &req).await.map(drop)
     }
 
-    /// PATCH .../apiKeys/{apiUserId} with a new `desc`; returns the key as changed.
-    pub async fn update_api_key_desc(
-        &self,
-        ctx: &CallContext<'_>,
-        org_id: &str,
-        api_key_id: &str,
-        desc: &str,
-    ) -> Result<models::ApiKeyUserDetails, AtlasError> {
-        let req = AtlasRequest {
-            op: Operation::UpdateApiKey,
-            org_id,
-            api_key_id,
-            secret_id: "",
-            query: None,
-            body: json_body(&models::UpdateAtlasOrganizationApiKey { desc }),
-        };
-        let answer = self.execute(ctx, &req).await?;
-        parse_success(&answer, "an ApiKeyUserDetails")
-    }
-
     /// GET .../apiKeys?itemsPerPage=&pageNum=&includeCount=true: one page of keys.
     pub async fn list_api_keys(
         &self,

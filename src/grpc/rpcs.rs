@@ -19,14 +19,14 @@ use crate::{
     },
     audit::ObjectIds,
     config::Profile,
-    lease::{self, NewKeyLease},
-    page_token,
+    lease, page_token,
     pb::{
         ApiKey, CreateApiKeyRequest, CreateApiKeyResponse, CreateLinkTokenRequest,
         CreateLinkTokenResponse, DeleteApiKeyRequest, DeleteApiKeyResponse, DeleteLinkTokenRequest,
         DeleteLinkTokenResponse, Link, ListApiKeysRequest, ListApiKeysResponse, OrgRole,
         RoleAssignment,
     },
+    store::sweep::Orphan,
     validate::{self, Violation},
 };
 
@@ -136,21 +136,20 @@ impl Rpc for CreateApiKey {
         let profile = atlas
             .profile(ctx.profile)
             .expect("the gRPC layer resolves profiles before calling Atlas");
-        let ttl = validate::key_ttl(req, &profile.lease);
-        let fenced = !req.access_list_ips.is_empty();
-        let lease = NewKeyLease::new(SystemTime::now(), ttl, false);
-        if lease.marked() {
+        let end =
+            validate::key_ttl(req, &profile.lease).map(|ttl| lease::expiry(SystemTime::now(), ttl));
+        if end.is_some() {
             let shared = atlas.shared(ctx.profile);
             (atlas.lease_orgs())
                 .remember(ctx.profile, shared, &req.org_id)
                 .await;
         }
-        let desc = lease.created(&req.desc);
+        let desc = lease::created(&req.desc, end);
         let key = atlas
             .create_api_key(ctx, &req.org_id, &desc, role_names(&req.roles).collect())
             .await?;
         let mut key = api_key(key);
-        if fenced {
+        if !req.access_list_ips.is_empty() {
             let ips = &req.access_list_ips;
             key.access_list_ips =
                 fence(atlas, ctx, Minted::ApiKey, &req.org_id, &key.id, ips).await?;
@@ -192,25 +191,30 @@ async fn fence(
             .await
         {
             Ok(applied) => return Ok(applied),
-            Err(failed) => failed,
+            Err(e) => e,
         };
         let rollback = CallContext {
             deadline: deadline.max(Instant::now() + ROLLBACK_BUDGET),
             ..ctx
         };
-        let rolled_back = roll_back(&atlas, &rollback, minted, &org_id, &key_id).await;
+        let (rolled_back, sweeper_retries) =
+            roll_back(&atlas, &rollback, minted, &org_id, &key_id).await;
         Err(Failure::AccessListFailed {
             minted,
             id: key_id,
             error,
             rolled_back,
+            sweeper_retries,
         })
     });
     unit.await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Deletes a credential whose access list could not be added; true when it is gone.
+/// Deletes a credential whose access list could not be added: `(true, false)` when it
+/// is gone. If the delete fails, an API key is an orphan handed to the lease sweeper,
+/// which retries the delete every sweep until it succeeds (`(false, true)`; `(false,
+/// false)` when the sweeper's orphan set could not take it, and for a service account).
 /// Never logs a secret (it is not even here), always the credential's id.
 async fn roll_back(
     atlas: &AtlasClient,
@@ -218,28 +222,45 @@ async fn roll_back(
     minted: Minted,
     org_id: &str,
     id: &str,
-) -> bool {
+) -> (bool, bool) {
     let deleted = match minted {
         Minted::ApiKey => atlas.delete_api_key(ctx, org_id, id).await,
         Minted::ServiceAccount => atlas.delete_service_account(ctx, org_id, id).await,
     };
     let credential = minted.noun();
-    match deleted {
+    let e = match deleted {
         Ok(()) => {
             tracing::warn!(
                 credential,
                 id,
                 "adding the access list failed; the new credential was deleted again"
             );
-            true
+            return (true, false);
         }
-        Err(AtlasError::Api(f)) if f.status == 404 => true,
-        Err(e) => {
-            let what = credential.to_uppercase();
-            tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), "ORPHANED {what}: adding the access list failed and deleting the new {credential} failed too; it exists in Atlas without its access list: delete it");
-            false
+        Err(AtlasError::Api(f)) if f.status == 404 => return (true, false),
+        Err(e) => e,
+    };
+    let retries = match minted {
+        Minted::ApiKey => {
+            let orphan = Orphan {
+                org_id: org_id.to_owned(),
+                api_key_id: id.to_owned(),
+            };
+            let shared = atlas.shared(ctx.profile);
+            (atlas.orphans())
+                .remember(ctx.profile, shared, orphan)
+                .await
         }
-    }
+        Minted::ServiceAccount => false,
+    };
+    let next = if retries {
+        "the lease sweeper will retry the delete every sweep until it succeeds"
+    } else {
+        "delete it by hand"
+    };
+    let what = credential.to_uppercase();
+    tracing::error!(credential, id, org_id, error = %e, reason = minted.orphan_reason(), sweeper_retries_delete = retries, "ORPHANED {what}: adding the access list failed and deleting the new {credential} failed too; it exists in Atlas without its access list: {next}");
+    (false, retries)
 }
 
 /// `DeleteApiKey`: DELETE .../apiKeys/{apiUserId}.

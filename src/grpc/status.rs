@@ -83,6 +83,8 @@ pub enum Failure {
         error: AtlasError,
         /// Whether the key was deleted again.
         rolled_back: bool,
+        /// Not deleted: whether the lease sweeper took the key, to retry the delete.
+        sweeper_retries: bool,
     },
 }
 
@@ -307,7 +309,11 @@ impl Failure {
                 id,
                 error,
                 rolled_back,
-            } => access_list_failed(minted, id, error, rolled_back, ctx, &mut d, &mut meta),
+                sweeper_retries,
+            } => {
+                let outcome = (rolled_back, sweeper_retries);
+                access_list_failed(minted, id, error, outcome, ctx, &mut d, &mut meta)
+            }
         };
         meta.entry("operation".into())
             .or_insert_with(|| ctx.operation.id().into());

@@ -13,9 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Shortest lease a call may ask for.
 pub const MIN_TTL: Duration = Duration::from_secs(60);
-/// The safety lease of a key created with an access list, until the list is in place: if
-/// neither the list nor the rollback delete works, the sweeper removes the key.
-pub const ORPHAN_TTL: Duration = Duration::from_secs(600);
 
 const OPEN: &str = " [atlas-gw expires ";
 const CLOSE: &str = "]";
@@ -58,49 +55,12 @@ pub fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// The `desc`s a new key carries: at creation, and, once its access list is in place,
-/// the final one when it differs. A key created with an access list first carries a
-/// safety lease of [`ORPHAN_TTL`] (unless its own lease is shorter): if neither the list
-/// nor the rollback delete works, the sweeper removes the key; once the list is in
-/// place, the key gets its own lease, or none.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NewKeyLease {
-    /// The key's own lease end (its `ttl`, or the profile's `default_key_ttl`).
-    pub end: Option<SystemTime>,
-    /// The safety lease end, while the access list is not in place.
-    safety: Option<SystemTime>,
-}
-
-impl NewKeyLease {
-    /// The lease of a key created at `now` with `ttl`, with an access list or not.
-    pub fn new(now: SystemTime, ttl: Option<Duration>, with_access_list: bool) -> Self {
-        let end = ttl.map(|t| expiry(now, t));
-        let safety = with_access_list
-            .then(|| expiry(now, ORPHAN_TTL))
-            .filter(|s| end.is_none_or(|e| *s < e));
-        Self { end, safety }
-    }
-
-    /// Whether the key is created with a marker.
-    pub fn marked(&self) -> bool {
-        self.safety.or(self.end).is_some()
-    }
-
-    /// The `desc` the key is created with.
-    pub fn created(&self, desc: &str) -> String {
-        match self.safety.or(self.end) {
-            Some(end) => mark(desc, end),
-            None => desc.to_string(),
-        }
-    }
-
-    /// The `desc` the key gets once its access list is in place; `None`: it keeps the
-    /// one it was created with.
-    pub fn settled(&self, desc: &str) -> Option<String> {
-        self.safety.map(|_| match self.end {
-            Some(end) => mark(desc, end),
-            None => desc.to_string(),
-        })
+/// The `desc` a new key is created with: the caller's, with the marker when it is
+/// leased until `end`.
+pub fn created(desc: &str, end: Option<SystemTime>) -> String {
+    match end {
+        Some(end) => mark(desc, end),
+        None => desc.to_string(),
     }
 }
 
@@ -161,22 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn a_key_with_an_access_list_starts_with_the_shorter_lease() {
-        let now = at(0);
-        let plain = NewKeyLease::new(now, None, false);
-        assert!(!plain.marked());
-        assert_eq!((plain.created("k"), plain.settled("k")), ("k".into(), None));
-        let fenced = NewKeyLease::new(now, None, true);
-        assert_eq!(fenced.created("k"), mark("k", at(600)));
-        assert_eq!(fenced.settled("k").as_deref(), Some("k"));
-        let long = NewKeyLease::new(now, Some(Duration::from_secs(3600)), true);
-        assert_eq!(long.created("k"), mark("k", at(600)));
-        assert_eq!(long.settled("k"), Some(mark("k", at(3600))));
-        let short = NewKeyLease::new(now, Some(MIN_TTL), true);
-        assert_eq!(
-            (short.created("k"), short.settled("k")),
-            (mark("k", at(60)), None)
-        );
+    fn only_a_leased_key_is_created_with_a_marker() {
+        assert_eq!(created("k", None), "k");
+        assert_eq!(created("k", Some(at(600))), mark("k", at(600)));
     }
 
     #[test]

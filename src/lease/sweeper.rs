@@ -1,13 +1,16 @@
-//! The lease sweeper: every `lease_sweep_interval`, for each profile, it lists the API
-//! keys of every org the profile knows (`allowed_org_ids`, `lease_sweep_org_ids`, and
-//! the orgs it created leased keys in) and deletes each key whose marker has passed.
+//! The lease sweeper: every `lease_sweep_interval`, for each profile, it deletes the
+//! orphans the profile left (keys whose access list and rollback delete both failed in
+//! `CreateApiKey`), then lists the API keys of every org the profile knows
+//! (`allowed_org_ids`, `lease_sweep_org_ids`, and the orgs it created leased keys in)
+//! and deletes each key whose marker has passed.
 //!
 //! It never deletes a key without a marker or with a marker in the future ([`super::expired`]
-//! decides). A failure (a list or a delete) is logged and counted and the sweep moves
-//! on; the next sweep tries again, as the marker is still in Atlas. With a shared
-//! store, one replica sweeps a profile per interval (a lock with expiry, see
-//! [`crate::store::sweep`]), and a sweep never outlives that lock. Every deletion goes
-//! through [`expired_key_deleted`], the one place that records it.
+//! decides), unless it is a recorded orphan. A failure (a list or a delete) is logged
+//! and counted and the sweep moves on; the next sweep tries again, as the marker is
+//! still in Atlas and an orphan stays recorded until its delete succeeds (or answers
+//! 404). With a shared store, one replica sweeps a profile per interval (a lock with
+//! expiry, see [`crate::store::sweep`]), and a sweep never outlives that lock. Every
+//! deletion goes through [`key_deleted`], the one place that records it.
 use std::{
     collections::BTreeSet,
     sync::Arc,
@@ -22,6 +25,7 @@ use crate::{
     },
     config::{Config, Profile},
     otel::CallTrace,
+    store::sweep::Orphan,
     telemetry::metrics as m,
 };
 
@@ -85,7 +89,8 @@ impl Round<'_> {
             profile,
             self.atlas.lease_orgs().created(self.profile, shared).await,
         );
-        if orgs.is_empty() {
+        let orphans = self.atlas.orphans().left(self.profile, shared).await;
+        if orgs.is_empty() && orphans.is_empty() {
             return;
         }
         // Before the lock is taken: the sweep ends no later than the lock does.
@@ -97,6 +102,16 @@ impl Round<'_> {
         }
         let request_id = format!("{CALLER}-{}", uuid::Uuid::new_v4());
         let trace = CallTrace::default();
+        for orphan in &orphans {
+            let ctx = CallContext {
+                profile: self.profile,
+                org_id: &orphan.org_id,
+                request_id: &request_id,
+                deadline: ends.min(Instant::now() + self.timeout),
+                trace: &trace,
+            };
+            self.delete_orphan(&ctx, orphan).await;
+        }
         for org in &orgs {
             let ctx = CallContext {
                 profile: self.profile,
@@ -109,6 +124,22 @@ impl Round<'_> {
         }
     }
 
+    /// Deletes an orphan, and forgets it once it is gone.
+    async fn delete_orphan(&self, ctx: &CallContext<'_>, orphan: &Orphan) {
+        let key_id = &orphan.api_key_id;
+        match self.atlas.delete_api_key(ctx, ctx.org_id, key_id).await {
+            Ok(()) => key_deleted(ctx.profile, ctx.org_id, key_id, Deleted::Orphan),
+            // Gone already: deleted by the caller, by hand, or by a replica.
+            Err(AtlasError::Api(f)) if f.status == 404 => {}
+            Err(e) => return failed(ctx, Operation::DeleteApiKey, key_id, &e),
+        }
+        let shared = self.atlas.shared(self.profile);
+        self.atlas
+            .orphans()
+            .forget(self.profile, shared, orphan)
+            .await;
+    }
+
     /// Deletes the expired keys of `ctx.org_id`.
     async fn sweep_org(&self, ctx: &CallContext<'_>) {
         let expired = match expired_keys(self.atlas, ctx).await {
@@ -117,7 +148,7 @@ impl Round<'_> {
         };
         for key_id in expired {
             match self.atlas.delete_api_key(ctx, ctx.org_id, &key_id).await {
-                Ok(()) => expired_key_deleted(ctx.profile, ctx.org_id, &key_id),
+                Ok(()) => key_deleted(ctx.profile, ctx.org_id, &key_id, Deleted::Expired),
                 // Gone already: deleted by hand, or by a replica while the store was down.
                 Err(AtlasError::Api(f)) if f.status == 404 => {}
                 Err(e) => failed(ctx, Operation::DeleteApiKey, &key_id, &e),
@@ -163,17 +194,37 @@ async fn expired_keys(
     Ok(expired)
 }
 
-/// One expired key deleted by the sweeper: counted, logged, and the point where the
-/// deletion is recorded for the audit trail (caller [`CALLER`]).
-fn expired_key_deleted(profile: &str, org_id: &str, api_key_id: &str) {
-    m::lease_expired(profile);
-    tracing::info!(
-        caller = CALLER,
-        profile,
-        org_id,
-        api_key_id,
-        "deleted an API key whose lease had ended"
-    );
+/// Why the sweeper deleted a key.
+#[derive(Clone, Copy)]
+enum Deleted {
+    /// Its lease had ended.
+    Expired,
+    /// `CreateApiKey` left it without its access list and could not delete it.
+    Orphan,
+}
+
+/// One key deleted by the sweeper: counted (an expired lease), logged, and the point
+/// where the deletion is recorded for the audit trail (caller [`CALLER`]).
+fn key_deleted(profile: &str, org_id: &str, api_key_id: &str, why: Deleted) {
+    match why {
+        Deleted::Expired => {
+            m::lease_expired(profile);
+            tracing::info!(
+                caller = CALLER,
+                profile,
+                org_id,
+                api_key_id,
+                "deleted an API key whose lease had ended"
+            );
+        }
+        Deleted::Orphan => tracing::warn!(
+            caller = CALLER,
+            profile,
+            org_id,
+            api_key_id,
+            "deleted an orphaned API key (CreateApiKey could not add its access list nor delete it)"
+        ),
+    }
 }
 
 /// A list or a delete failed: counted and logged; the next sweep tries again.

@@ -70,6 +70,10 @@ pub(super) fn describe_metrics() {
         "Leased API keys the sweeper deleted after their lease ended, by profile"
     );
     describe_counter!(
+        "atlas_gateway_lease_orphans_dropped_total",
+        "Orphaned API keys (access list and rollback failed) an orphan set could not take (full, or the store down), by profile"
+    );
+    describe_counter!(
         "atlas_gateway_lease_sweep_errors_total",
         "Lease sweep steps that failed (retried next sweep), by Atlas operation"
     );

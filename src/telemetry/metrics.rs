@@ -235,6 +235,15 @@ pub fn lease_expired(profile: &str) {
         .increment(1);
 }
 
+/// An orphaned API key of `profile` was not added to a full (or unreachable) orphan set.
+pub fn lease_orphan_dropped(profile: &str) {
+    if off() {
+        return;
+    }
+    ::metrics::counter!("atlas_gateway_lease_orphans_dropped_total", "profile" => profile.to_string())
+        .increment(1);
+}
+
 /// A lease sweep's Atlas `operation` failed (the next sweep tries again).
 pub fn lease_sweep_error(operation: &'static str) {
     if off() {

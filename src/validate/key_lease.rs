@@ -1,7 +1,7 @@
 //! The lease rules of `CreateApiKey`: `ttl` at least [`lease::MIN_TTL`] (any profile),
 //! at most the profile's `max_key_ttl`, and a `desc` that leaves room for the marker
-//! when the key is leased (a `ttl`, the profile's `default_key_ttl`, or the safety lease
-//! of a key created with an access list). Never talks to Atlas.
+//! when the key is leased (a `ttl`, or the profile's `default_key_ttl`; an access list
+//! alone adds no marker). Never talks to Atlas.
 use std::time::Duration;
 
 use super::{Violation, MAX_DESC_CHARS};
@@ -56,13 +56,12 @@ pub fn key_lease(
             ));
         }
     }
-    let leased = ttl.is_some() || !req.access_list_ips.is_empty();
     let chars = req.desc.chars().count();
-    if leased && chars > MAX_LEASED_DESC_CHARS {
+    if ttl.is_some() && chars > MAX_LEASED_DESC_CHARS {
         v.push(Violation::new(
             "desc",
             format!(
-                "desc of a leased key (ttl, default_key_ttl or access_list_ips) must be at most {MAX_LEASED_DESC_CHARS} characters: the lease marker takes {} of Atlas's {MAX_DESC_CHARS} (got {chars})",
+                "desc of a leased key (ttl or default_key_ttl) must be at most {MAX_LEASED_DESC_CHARS} characters: the lease marker takes {} of Atlas's {MAX_DESC_CHARS} (got {chars})",
                 lease::MARKER_CHARS
             ),
         ));
@@ -123,8 +122,10 @@ mod tests {
         assert_eq!(fields(&refused), ["ttl", "desc"]);
         let unleased = LeasePolicy::default();
         assert_eq!(key_lease(&req(None, 250), &unleased), Ok(None));
-        let mut fenced = req(None, 211);
+        let mut fenced = req(None, 250);
         fenced.access_list_ips = vec!["10.0.0.1".into()];
+        assert_eq!(key_lease(&fenced, &unleased), Ok(None));
+        fenced.ttl = req(Some(60), 0).ttl;
         assert_eq!(
             fields(&key_lease(&fenced, &unleased).unwrap_err()),
             ["desc"]

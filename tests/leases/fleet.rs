@@ -1,15 +1,17 @@
-//! Leases across gateways: a fleet on one Redis deletes each expired key once, and a
-//! gateway started after another was SIGKILLed deletes the key that one leased.
+//! Leases across gateways: a fleet on one Redis deletes each expired key once, a
+//! gateway started after another was SIGKILLed deletes the key that one leased, and an
+//! orphan one replica left is deleted by another through the store.
 use std::time::{Duration, SystemTime};
 
 use atlas_grpc_gateway::emulator::{Emulator, EmulatorConfig, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
 use super::{
     common::{
-        channel, loopback,
+        channel, key_req, loopback, meta,
         process::{signal, wait_exit, wait_serving},
+        reason,
         redis_server::RedisServer,
-        Replica,
+        Fault, FaultAction, Replica, Route,
     },
     gone, leased, move_lease, sweeping, sweeps, ONE_KEY, ORG,
 };
@@ -112,4 +114,36 @@ async fn a_new_gateway_sweeps_what_a_killed_one_leased() {
     let (status, logs) = wait_exit(second, &log).await;
     assert!(status.success(), "{logs}");
     assert!(logs.contains("lease-sweeper"), "{logs}");
+}
+
+#[tokio::test]
+async fn an_orphan_left_by_a_stopped_replica_is_deleted_by_another() {
+    let emu = Emulator::start(EmulatorConfig::default(), loopback())
+        .await
+        .unwrap();
+    let redis = RedisServer::start().await;
+    let store = Replica::store_config(&redis.url());
+    let start = || {
+        let store = store.clone();
+        Replica::start(&emu, move |c| {
+            sweeping(c);
+            c.shared_store = store;
+        })
+    };
+    let (a, b) = (start().await, start().await);
+    for route in [Route::CreateApiKeyAccessList, Route::DeleteApiKey] {
+        emu.inject(Fault::new(
+            route,
+            FaultAction::error(500, "UNEXPECTED_ERROR"),
+        ));
+    }
+    let mut req = key_req(ORG);
+    req.access_list_ips = vec!["203.0.113.7".into()];
+    let status = a.client().create_api_key(req).await.unwrap_err();
+    assert_eq!(reason(&status), "ORPHANED_API_KEY");
+    let id = meta(&status, "api_key_id").unwrap();
+    a.stop().await;
+    emu.clear_faults();
+    gone(&emu, &id).await;
+    b.stop().await;
 }

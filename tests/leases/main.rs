@@ -194,7 +194,7 @@ async fn a_lease_beyond_the_profile_bounds_is_refused_before_atlas() {
     .await;
     let mut long_desc = leased(ORG, 120);
     long_desc.desc = "d".repeat(validate_max() + 1);
-    let mut fenced = key_req(ORG);
+    let mut fenced = leased(ORG, 120);
     fenced.desc = "d".repeat(validate_max() + 1);
     fenced.access_list_ips = vec!["203.0.113.7".into()];
     for (req, field) in [
@@ -229,66 +229,105 @@ async fn the_profile_default_lease_applies_when_the_call_sets_none() {
     );
 }
 
+/// The Atlas API requests the emulator received (not the token endpoint's), by
+/// `"METHOD /template"`.
+fn atlas_requests(emu: &Emulator) -> Vec<(String, u64)> {
+    let counters = emu.counters();
+    (counters.requests.into_iter())
+        .filter(|(route, _)| route.contains("/api/atlas/"))
+        .collect()
+}
+
 #[tokio::test]
-async fn a_key_with_an_access_list_ends_with_its_own_lease() {
+async fn a_fenced_create_makes_only_the_create_and_access_list_calls() {
     let gw = Gateway::start().await;
-    let mut req = leased(ORG, 3600);
-    req.access_list_ips = vec!["203.0.113.7".into()];
-    let key = create(&gw, req).await;
-    let end = SystemTime::try_from(key.expire_time.unwrap()).unwrap();
-    assert_eq!(
-        stored_desc(&gw.emulator, &key.id),
-        Some(lease::mark("ci key", end))
-    );
     let mut plain = key_req(ORG);
     plain.access_list_ips = vec!["203.0.113.7".into()];
     let key = create(&gw, plain).await;
     assert_eq!(key.expire_time, None);
+    assert_eq!(key.access_list_ips, ["203.0.113.7"]);
     assert_eq!(
         stored_desc(&gw.emulator, &key.id).as_deref(),
-        Some("ci key")
+        Some("ci key"),
+        "no marker on a key without a lease"
     );
+    assert_eq!(
+        atlas_requests(&gw.emulator),
+        [
+            (format!("POST {LIST}"), 1),
+            (format!("POST {ONE_KEY}/accessList"), 1)
+        ]
+    );
+
+    let mut req = leased(ORG, 3600);
+    req.access_list_ips = vec!["203.0.113.7".into()];
+    req.desc = "d".repeat(validate_max());
+    let key = create(&gw, req).await;
+    let end = SystemTime::try_from(key.expire_time.unwrap()).unwrap();
+    assert_eq!(
+        stored_desc(&gw.emulator, &key.id),
+        Some(lease::mark(&"d".repeat(validate_max()), end)),
+        "its own lease only"
+    );
+    let requests: u64 = atlas_requests(&gw.emulator).iter().map(|r| r.1).sum();
+    assert_eq!(requests, 4, "{:?}", atlas_requests(&gw.emulator));
 }
 
 #[tokio::test]
-async fn an_orphaned_key_keeps_its_safety_lease_for_the_sweeper() {
+async fn a_fenced_key_without_a_lease_takes_any_desc_atlas_takes() {
+    let gw = Gateway::start().await;
+    let mut req = key_req(ORG);
+    req.access_list_ips = vec!["203.0.113.7".into()];
+    req.desc = "d".repeat(250);
+    let key = create(&gw, req).await;
+    assert_eq!(stored_desc(&gw.emulator, &key.id), Some("d".repeat(250)));
+}
+
+#[tokio::test]
+async fn the_sweeper_deletes_an_orphaned_key_once_atlas_lets_it() {
     let gw = Gateway::start_with(EmulatorConfig::default(), sweeping).await;
-    let refuse = |route| {
-        Fault::new(
-            route,
-            FaultAction::Error {
-                status: 500,
-                error_code: "UNEXPECTED_ERROR".into(),
-                detail: None,
-                retry_after: None,
-                parameters: None,
-                bad_request_fields: Vec::new(),
-            },
-        )
-    };
-    gw.emulator.inject(refuse(Route::CreateApiKeyAccessList));
-    gw.emulator.inject(refuse(Route::DeleteApiKey));
+    gw.emulator.inject(Fault::new(
+        Route::CreateApiKeyAccessList,
+        FaultAction::error(500, "UNEXPECTED_ERROR"),
+    ));
+    gw.emulator.inject(Fault::new(
+        Route::DeleteApiKey,
+        FaultAction::error(500, "UNEXPECTED_ERROR"),
+    ));
     let mut req = key_req(ORG);
     req.access_list_ips = vec!["203.0.113.7".into()];
     let status = gw.client().create_api_key(req).await.unwrap_err();
     assert_eq!(reason(&status), "ORPHANED_API_KEY");
-    let id = meta(&status, "api_key_id").unwrap();
-    let stored = stored_desc(&gw.emulator, &id).unwrap();
-    let (desc, end) = lease::read(&stored);
-    assert_eq!(desc, "ci key");
-    let end = end.expect("a safety lease");
-    assert!(
-        end <= lease::expiry(SystemTime::now(), lease::ORPHAN_TTL),
-        "{end:?}"
+    assert_eq!(meta(&status, "rolled_back").as_deref(), Some("false"));
+    assert_eq!(
+        meta(&status, "sweeper_retries_delete").as_deref(),
+        Some("true")
     );
-    gw.emulator.clear_faults();
-    move_lease(
-        &gw.emulator,
-        &id,
-        SystemTime::now() - Duration::from_secs(1),
-    )
+    assert!(status.message().contains("retry the delete"), "{status:?}");
+    let id = meta(&status, "api_key_id").unwrap();
+    assert_eq!(
+        stored_desc(&gw.emulator, &id).as_deref(),
+        Some("ci key"),
+        "created without a marker"
+    );
+
+    let deletes = || gw.emulator.counters().requests_for("DELETE", ONE_KEY);
+    eventually("the sweeper retries the delete twice", || {
+        std::future::ready(deletes() >= 3)
+    })
     .await;
-    gone(&gw.emulator, &id).await;
+    assert!(stored_desc(&gw.emulator, &id).is_some());
+    gw.emulator.clear_faults();
+    eventually("the sweeper deletes the orphan", || {
+        std::future::ready(stored_desc(&gw.emulator, &id).is_none())
+    })
+    .await;
+
+    // Forgotten once gone: a leased key makes the sweeper list the org each sweep.
+    let done = deletes();
+    create(&gw, leased(ORG, 3600)).await;
+    sweeps(&gw.emulator, 2).await;
+    assert_eq!(deletes(), done, "the orphan's delete is not repeated");
 }
 
 /// `atlas_gateway_lease_sweep_errors_total` for `operation`, from /metrics.

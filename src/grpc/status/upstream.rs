@@ -16,12 +16,13 @@ const ATLAS_ACTIVE_TOKEN_CAP: u32 = 100;
 
 /// The access-list step of `CreateApiKey` or `CreateServiceAccount` failed. Rolled back:
 /// the access-list error as it is. Not rolled back: `INTERNAL` / `ORPHANED_API_KEY` or
-/// `ORPHANED_SERVICE_ACCOUNT`, the id to clean up.
+/// `ORPHANED_SERVICE_ACCOUNT`, the id to clean up, and whether the lease sweeper retries
+/// the delete (`sweeper_retries_delete`).
 pub(super) fn access_list_failed<'a>(
     minted: Minted,
     id: String,
     error: AtlasError,
-    rolled_back: bool,
+    (rolled_back, sweeper_retries): (bool, bool),
     ctx: &ErrorContext<'a>,
     d: &mut ErrorDetails,
     meta: &mut HashMap<String, String>,
@@ -42,7 +43,14 @@ pub(super) fn access_list_failed<'a>(
         return (code, msg, reason, ctx.atlas_domain);
     }
     meta.insert("access_list_error".into(), reason);
-    let msg = format!("{noun} {id} was created, but adding its access list failed ({message}) and deleting it failed too: it exists without its access list; delete it with {}", minted.delete_rpc());
+    meta.insert("sweeper_retries_delete".into(), sweeper_retries.to_string());
+    let delete = minted.delete_rpc();
+    let next = if sweeper_retries {
+        format!("the gateway's lease sweeper will retry the delete every sweep until it succeeds; delete it sooner with {delete}")
+    } else {
+        format!("delete it with {delete}")
+    };
+    let msg = format!("{noun} {id} was created, but adding its access list failed ({message}) and deleting it failed too: it exists without its access list; {next}");
     (
         Code::Internal,
         msg,
