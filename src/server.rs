@@ -73,7 +73,7 @@ pub async fn serve(
         .transpose()?;
     crate::callers::warn_flat(&config.callers);
     let atlas = AtlasClient::new(&config, store)?;
-    let _sweeper = crate::lease::sweeper::start(&config, Arc::clone(&atlas));
+    let _sweeper = crate::lease::sweeper::start(&config, Arc::clone(&atlas), audit.clone());
     let service = GatewayService::new(&config, Arc::clone(&atlas), audit);
     let (reporter, health) = tonic_health::server::health_reporter();
     let max_request = config.transport.max_request_bytes;

@@ -47,7 +47,7 @@ pub fn outcome<T>(answer: &Result<Response<T>, Status>, object: ObjectIds) -> Ou
 }
 
 /// The code's canonical name (`OK`, `INVALID_ARGUMENT`), as google.rpc.Code spells it.
-fn canonical(code: Code) -> &'static str {
+pub fn canonical(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

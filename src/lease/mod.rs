@@ -7,6 +7,7 @@
 //! exact marker at the very end of a `desc` counts) and the lease bounds. The sweeper
 //! that deletes expired keys is [`sweeper`]. Nothing here talks to Atlas, and a `desc`
 //! without a well-formed marker is never leased.
+mod audited;
 pub mod sweeper;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

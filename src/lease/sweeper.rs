@@ -17,12 +17,14 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use super::audited::{delete_key, DeleteError};
 use crate::{
     atlas::{
         client::{AtlasClient, CallContext},
         error::AtlasError,
         Operation,
     },
+    audit::AuditLog,
     config::{Config, Profile},
     otel::CallTrace,
     store::sweep::Orphan,
@@ -45,8 +47,9 @@ impl Drop for Sweeper {
 }
 
 /// Starts sweeping every `config.lease_sweep_interval`, the first sweep one interval
-/// after start (a fleet that restarts does not list every org at once).
-pub fn start(config: &Config, atlas: Arc<AtlasClient>) -> Sweeper {
+/// after start (a fleet that restarts does not list every org at once). Each deletion
+/// is audited (caller [`CALLER`]) when `audit` is on.
+pub fn start(config: &Config, atlas: Arc<AtlasClient>, audit: Option<Arc<AuditLog>>) -> Sweeper {
     let every = config.lease_sweep_interval;
     let timeout = config.request_timeout;
     let profiles: Vec<String> = config.profiles.keys().cloned().collect();
@@ -58,6 +61,7 @@ pub fn start(config: &Config, atlas: Arc<AtlasClient>) -> Sweeper {
             for profile in &profiles {
                 let round = Round {
                     atlas: &atlas,
+                    audit: audit.as_ref(),
                     profile,
                     // A little under the interval, so the next tick finds the lock free.
                     hold: every - every / 10,
@@ -72,6 +76,8 @@ pub fn start(config: &Config, atlas: Arc<AtlasClient>) -> Sweeper {
 /// One sweep of one profile.
 struct Round<'a> {
     atlas: &'a AtlasClient,
+    /// The audit trail, when on.
+    audit: Option<&'a Arc<AuditLog>>,
     profile: &'a str,
     /// How long the sweep may take (and holds the fleet's lock).
     hold: Duration,
@@ -127,10 +133,10 @@ impl Round<'_> {
     /// Deletes an orphan, and forgets it once it is gone.
     async fn delete_orphan(&self, ctx: &CallContext<'_>, orphan: &Orphan) {
         let key_id = &orphan.api_key_id;
-        match self.atlas.delete_api_key(ctx, ctx.org_id, key_id).await {
+        match delete_key(self.atlas, self.audit, CALLER, ctx, key_id).await {
             Ok(()) => key_deleted(ctx.profile, ctx.org_id, key_id, Deleted::Orphan),
             // Gone already: deleted by the caller, by hand, or by a replica.
-            Err(AtlasError::Api(f)) if f.status == 404 => {}
+            Err(DeleteError::Atlas(AtlasError::Api(f))) if f.status == 404 => {}
             Err(e) => return failed(ctx, Operation::DeleteApiKey, key_id, &e),
         }
         let shared = self.atlas.shared(self.profile);
@@ -144,13 +150,13 @@ impl Round<'_> {
     async fn sweep_org(&self, ctx: &CallContext<'_>) {
         let expired = match expired_keys(self.atlas, ctx).await {
             Ok(keys) => keys,
-            Err(e) => return failed(ctx, Operation::ListApiKeys, "", &e),
+            Err(e) => return failed(ctx, Operation::ListApiKeys, "", &DeleteError::Atlas(e)),
         };
         for key_id in expired {
-            match self.atlas.delete_api_key(ctx, ctx.org_id, &key_id).await {
+            match delete_key(self.atlas, self.audit, CALLER, ctx, &key_id).await {
                 Ok(()) => key_deleted(ctx.profile, ctx.org_id, &key_id, Deleted::Expired),
                 // Gone already: deleted by hand, or by a replica while the store was down.
-                Err(AtlasError::Api(f)) if f.status == 404 => {}
+                Err(DeleteError::Atlas(AtlasError::Api(f))) if f.status == 404 => {}
                 Err(e) => failed(ctx, Operation::DeleteApiKey, &key_id, &e),
             }
         }
@@ -203,8 +209,8 @@ enum Deleted {
     Orphan,
 }
 
-/// One key deleted by the sweeper: counted (an expired lease), logged, and the point
-/// where the deletion is recorded for the audit trail (caller [`CALLER`]).
+/// One key deleted by the sweeper: counted (an expired lease) and logged (its audit
+/// records are written around the delete, see `super::audited`).
 fn key_deleted(profile: &str, org_id: &str, api_key_id: &str, why: Deleted) {
     match why {
         Deleted::Expired => {
@@ -227,8 +233,13 @@ fn key_deleted(profile: &str, org_id: &str, api_key_id: &str, why: Deleted) {
     }
 }
 
-/// A list or a delete failed: counted and logged; the next sweep tries again.
-fn failed(ctx: &CallContext<'_>, op: Operation, api_key_id: &str, e: &AtlasError) {
+/// A list or a delete failed (or its audit `begin` could not be written): counted and
+/// logged; the next sweep tries again.
+fn failed(ctx: &CallContext<'_>, op: Operation, api_key_id: &str, e: &DeleteError) {
+    let e: &dyn std::fmt::Display = match e {
+        DeleteError::Atlas(e) => e,
+        DeleteError::Audit => &"the audit begin record could not be written (AUDIT_UNAVAILABLE)",
+    };
     m::lease_sweep_error(op.id());
     tracing::warn!(
         caller = CALLER,

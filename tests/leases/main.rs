@@ -390,3 +390,47 @@ async fn a_failing_atlas_is_counted_and_retried_next_sweep() {
     gw.emulator.clear_faults();
     gone(&gw.emulator, &key.id).await;
 }
+
+#[tokio::test]
+async fn a_sweeper_deletion_is_audited_as_the_lease_sweeper() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let target = atlas_grpc_gateway::audit::AuditTarget::File(path.clone());
+    let gw = Gateway::start_with(EmulatorConfig::default(), |c| {
+        sweeping(c);
+        c.audit_log = Some(target);
+    })
+    .await;
+    let key = create(&gw, leased(ORG, 60)).await;
+    move_lease(
+        &gw.emulator,
+        &key.id,
+        SystemTime::now() - Duration::from_secs(1),
+    )
+    .await;
+    gone(&gw.emulator, &key.id).await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let swept: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["caller"] == lease::sweeper::CALLER)
+        .collect();
+    let events: Vec<(&str, &str)> = swept
+        .iter()
+        .map(|r| (r["event"].as_str().unwrap(), r["rpc"].as_str().unwrap()))
+        .collect();
+    assert_eq!(events, [("begin", "DeleteApiKey"), ("end", "DeleteApiKey")]);
+    let end = swept[1];
+    assert_eq!(
+        (
+            end["code"].as_str(),
+            end["api_key_id"].as_str(),
+            end["org_id"].as_str()
+        ),
+        (Some("OK"), Some(key.id.as_str()), Some(ORG))
+    );
+}
