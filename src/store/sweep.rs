@@ -151,17 +151,21 @@ impl ProfileStore {
     }
 
     async fn orgs(&self) -> Result<Vec<String>, StoreDown> {
-        let key = self.orgs_key();
+        Ok(self.opened(self.orgs_key()).await?.collect())
+    }
+
+    /// The values of the hash `key` that open under this profile's sealer, as text (what
+    /// does not open, or is not UTF-8, is skipped).
+    async fn opened(&self, key: String) -> Result<impl Iterator<Item = String> + '_, StoreDown> {
         let mut c = self.store.conn.clone();
         let sealed: HashMap<String, Vec<u8>> = self
             .store
             .run("hgetall", async move { c.hgetall(key).await })
             .await?;
         Ok(sealed
-            .iter()
-            .filter_map(|(field, value)| self.sealer.open(field, value))
-            .filter_map(|org| String::from_utf8(org).ok())
-            .collect())
+            .into_iter()
+            .filter_map(|(field, value)| self.sealer.open(&field, &value))
+            .filter_map(|plain| String::from_utf8(plain).ok()))
     }
 
     fn orphans_key(&self) -> String {
@@ -203,16 +207,9 @@ impl ProfileStore {
     }
 
     async fn orphans(&self) -> Result<Vec<Orphan>, StoreDown> {
-        let key = self.orphans_key();
-        let mut c = self.store.conn.clone();
-        let sealed: HashMap<String, Vec<u8>> = self
-            .store
-            .run("hgetall", async move { c.hgetall(key).await })
-            .await?;
-        Ok(sealed
-            .iter()
-            .filter_map(|(field, value)| self.sealer.open(field, value))
-            .filter_map(|plain| String::from_utf8(plain).ok())
+        Ok(self
+            .opened(self.orphans_key())
+            .await?
             .filter_map(|plain| {
                 let (org_id, api_key_id) = plain.split_once(' ')?;
                 Some(Orphan {
