@@ -9,6 +9,7 @@ Run by tests/interop/run.sh (pytest), which sets:
 The gateway runs with tests/interop/profiles.toml (profiles restricted, apikey, readonly).
 """
 
+import datetime
 import importlib
 import json
 import os
@@ -341,6 +342,25 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(switched, [(new.public_key, new.private_key)])
         self.assertIsNone(self.stored_key(old.id), "the old key is gone")
         self.assertEqual(self.stored_key(new.id)["access_list"], ["203.0.113.7/32"])
+
+    def test_leased_key(self):
+        """docs/clients.md "Keys that expire": a key with a ttl carries expire_time."""
+        pb = self.pb2
+        stub = self.stub
+        org_id = ORG
+        before = datetime.datetime.now(datetime.timezone.utc)
+        # docs:begin python-lease
+        from google.protobuf import duration_pb2
+
+        key = stub.CreateApiKey(pb.CreateApiKeyRequest(
+            org_id=org_id, desc="nightly export", roles=[pb.ORG_MEMBER],
+            ttl=duration_pb2.Duration(seconds=3600)), timeout=10).api_key
+        if key.HasField("expire_time"):
+            expires = key.expire_time.ToDatetime(tzinfo=datetime.timezone.utc)
+        # docs:end
+        self.assertEqual(key.desc, "nightly export")
+        self.assertGreaterEqual(expires, before + datetime.timedelta(seconds=3600))
+        self.assertLess(expires, before + datetime.timedelta(seconds=3700))
 
     def test_allowed_rpcs_policy(self):
         before = emulator("GET", "/__emulator/counters")["requests"]
