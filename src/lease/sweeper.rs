@@ -10,7 +10,7 @@
 //! still in Atlas and an orphan stays recorded until its delete succeeds (or answers
 //! 404). With a shared store, one replica sweeps a profile per interval (a lock with
 //! expiry, see [`crate::store::sweep`]), and a sweep never outlives that lock. Every
-//! deletion goes through [`key_deleted`], the one place that records it.
+//! deletion goes through `key_deleted`, the one place that logs and counts it.
 use std::{
     collections::BTreeSet,
     sync::Arc,

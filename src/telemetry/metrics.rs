@@ -61,7 +61,7 @@ impl<K: Hash + Eq, H: Clone> Handles<K, H> {
 /// The configured profiles (the only values of the `profile` label of calls).
 static PROFILES: OnceLock<Vec<Arc<str>>> = OnceLock::new();
 
-/// Exports every family from the first scrape (see [`start`]); call once, after the
+/// Exports every family from the first scrape (see `metrics::start`); call once, after the
 /// exporter is installed, with the configured profiles and the build's features.
 pub fn export_from_start(profiles: &[ProfileLabel], features: &str) {
     let _ = PROFILES.set(profiles.iter().map(|p| Arc::clone(&p.name)).collect());
