@@ -1,7 +1,7 @@
 // Go interop suite: grpc-go (Debian's 1.33, GOPATH mode, offline) with stubs generated
 // from proto/ by protoc-gen-go, against the real gateway in front of the emulator. Every
 // RPC (the API key lifecycle too: an access list at creation and its rollback, paging,
-// delete), rich error details (ErrorInfo, BadRequest, RetryInfo, RequestInfo) and metadata.
+// delete, a leased key; service accounts: create, rotate, list, delete), rich error details (ErrorInfo, BadRequest, RetryInfo, RequestInfo) and metadata.
 //
 // Built and run by tests/interop/go/run.sh, which sets GATEWAY_ADDR, EMULATOR_URL and
 // ATLAS_ORG_ID. The regions between "docs:begin" and "docs:end" are the Go code shown
@@ -24,11 +24,36 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	protov2 "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/runtime/protoimpl"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "gatewayv1"
 )
+
+// codec replaces grpc-go's "proto" codec. Debian's protoc-gen-go 1.3.5 types
+// google.protobuf.Timestamp and Duration fields as google.golang.org/protobuf's
+// timestamppb and durationpb messages, which the legacy github.com/golang/protobuf 1.3.5
+// runtime behind grpc-go 1.33's default codec cannot decode: it panics ("protobuf tag not
+// enough fields in Timestamp.state") on the first answer that carries one (a leased key's
+// expire_time, a service account's create_time). google.golang.org/protobuf reads both
+// the legacy generated messages and the new well-known types.
+type codec struct{}
+
+func (codec) Marshal(v interface{}) ([]byte, error) {
+	return protov2.Marshal(protoimpl.X.ProtoMessageV2Of(v))
+}
+
+func (codec) Unmarshal(data []byte, v interface{}) error {
+	return protov2.Unmarshal(data, protoimpl.X.ProtoMessageV2Of(v))
+}
+
+func (codec) Name() string { return "proto" }
+
+func init() { encoding.RegisterCodec(codec{}) }
 
 // docs:begin go-connect
 // connect dials the sidecar (plaintext on loopback).
@@ -124,6 +149,31 @@ func deleteAPIKey(ctx context.Context, client gatewayv1.AtlasGatewayClient,
 		return nil
 	}
 	return err
+}
+
+// docs:end
+
+// docs:begin go-lease
+// createLeasedKey creates an org API key that expires ttl after its creation (a lease),
+// and returns it with its expire_time (the zero time when the key is not leased).
+func createLeasedKey(ctx context.Context, client gatewayv1.AtlasGatewayClient,
+	orgID string, ttl time.Duration) (*gatewayv1.ApiKey, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := client.CreateApiKey(ctx, &gatewayv1.CreateApiKeyRequest{
+		OrgId: orgID,
+		Desc:  "nightly export",
+		Roles: []gatewayv1.OrgRole{gatewayv1.OrgRole_ORG_MEMBER},
+		Ttl:   durationpb.New(ttl),
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	key := resp.GetApiKey()
+	if key.GetExpireTime() == nil {
+		return key, time.Time{}, nil
+	}
+	return key, key.GetExpireTime().AsTime(), nil
 }
 
 // docs:end
@@ -317,6 +367,84 @@ func lifecycle(client gatewayv1.AtlasGatewayClient) {
 		expect("field", d.Info.GetMetadata()["field"], "rpc"), expect("list", listErr, nil))
 }
 
+// leasedKey checks CreateApiKey with a ttl: expire_time is about now + ttl, and desc (in
+// the answer and in ListApiKeys) shows no lease marker.
+func leasedKey(client gatewayv1.AtlasGatewayClient) {
+	ttl := time.Hour
+	before := time.Now()
+	key, expires, err := createLeasedKey(context.Background(), client, org, ttl)
+	after := time.Now()
+	window := !expires.Before(before.Add(ttl-2*time.Second)) && expires.Before(after.Add(ttl+60*time.Second))
+	check("CreateApiKey with a ttl: expire_time about now + ttl, desc without a lease marker",
+		expect("error", err, nil), expect("expire_time set", key.GetExpireTime() != nil, true),
+		expect(fmt.Sprintf("expire_time %s within [now+ttl-2s, now+ttl+60s)", expires.Format(time.RFC3339)), window, true),
+		expect("desc", key.GetDesc(), "nightly export"))
+
+	keys, err := listAPIKeys(context.Background(), client, org, 100)
+	var listed *gatewayv1.ApiKey
+	for _, k := range keys {
+		if k.GetId() == key.GetId() {
+			listed = k
+		}
+	}
+	check("ListApiKeys shows the lease: same expire_time, desc without a lease marker",
+		expect("error", err, nil), expect("listed", listed != nil, true),
+		expect("expire_time", listed.GetExpireTime().AsTime().Equal(expires), true),
+		expect("desc", listed.GetDesc(), "nightly export"))
+}
+
+// serviceAccounts checks CreateServiceAccount, RotateServiceAccountSecret,
+// ListServiceAccounts (masked secrets only) and DeleteServiceAccount, as the Python suite does.
+func serviceAccounts(client gatewayv1.AtlasGatewayClient) {
+	ctx, cancel := call()
+	created, err := client.CreateServiceAccount(ctx, &gatewayv1.CreateServiceAccountRequest{
+		OrgId: org, Name: "go interop", Description: "interop suite",
+		Roles: []gatewayv1.OrgRole{gatewayv1.OrgRole_ORG_MEMBER}, SecretExpiresAfterHours: 24})
+	cancel()
+	sa := created.GetServiceAccount()
+	first := &gatewayv1.ServiceAccountSecret{}
+	if len(sa.GetSecrets()) > 0 {
+		first = sa.GetSecrets()[0]
+	}
+	check("CreateServiceAccount: a client id and one secret, with its value", expect("error", err, nil),
+		expect("client_id "+sa.GetClientId(), strings.HasPrefix(sa.GetClientId(), "mdb_sa_id_"), true),
+		expect("secrets", len(sa.GetSecrets()), 1), expect("secret value present", first.GetSecret() != "", true))
+
+	ctx, cancel = call()
+	rotated, err := client.RotateServiceAccountSecret(ctx, &gatewayv1.RotateServiceAccountSecretRequest{
+		OrgId: org, ClientId: sa.GetClientId(), SecretExpiresAfterHours: 24})
+	cancel()
+	check("RotateServiceAccountSecret: a new secret, with its value", expect("error", err, nil),
+		expect("secret value present", rotated.GetSecret().GetSecret() != "", true),
+		expect("new id", rotated.GetSecret().GetId() != "" && rotated.GetSecret().GetId() != first.GetId(), true))
+
+	ctx, cancel = call()
+	listed, err := client.ListServiceAccounts(ctx, &gatewayv1.ListServiceAccountsRequest{OrgId: org, PageSize: 500})
+	cancel()
+	found, values, masked := false, 0, true
+	for _, a := range listed.GetServiceAccounts() {
+		found = found || a.GetClientId() == sa.GetClientId()
+		for _, s := range a.GetSecrets() {
+			if s.GetSecret() != "" {
+				values++
+			}
+			masked = masked && s.GetMaskedSecretValue() != ""
+		}
+	}
+	check("ListServiceAccounts: the account listed, no secret values (masked only)", expect("error", err, nil),
+		expect("listed", found, true), expect("secret values", values, 0), expect("masked", masked, true))
+
+	del := &gatewayv1.DeleteServiceAccountRequest{OrgId: org, ClientId: sa.GetClientId()}
+	ctx, cancel = call()
+	_, err = client.DeleteServiceAccount(ctx, del)
+	cancel()
+	ctx, cancel = call()
+	_, again := client.DeleteServiceAccount(ctx, del)
+	cancel()
+	check("DeleteServiceAccount, then NotFound", expect("error", err, nil),
+		expect("again", status.Code(again), codes.NotFound))
+}
+
 func main() {
 	conn, err := connect(context.Background(), env("GATEWAY_ADDR", "127.0.0.1:50051"))
 	if err != nil {
@@ -372,6 +500,8 @@ func main() {
 
 	// Before the 429 below: it starts a cool-down of CreateApiKey for this org.
 	lifecycle(client)
+	leasedKey(client)
+	serviceAccounts(client)
 
 	injectFault(`{"route":"create_api_key","times":1,"action":{"kind":"error","status":429,"error_code":"RATE_LIMITED","retry_after":"60"}}`)
 	_, _, err = createAPIKey(context.Background(), client, org, "go-interop-rl", "")

@@ -1,7 +1,8 @@
 // Java interop suite: grpc-java (Debian's 1.41, netty transport, stubs from the
 // protoc-gen-grpc-java plugin), compiled with javac offline, against the real gateway in
 // front of the emulator. Every RPC (the API key lifecycle too: an access list at creation
-// and its rollback, paging, delete), rich error details (ErrorInfo, BadRequest, RetryInfo,
+// and its rollback, paging, delete, a leased key; service accounts: create, rotate, list,
+// delete), rich error details (ErrorInfo, BadRequest, RetryInfo,
 // RequestInfo) and metadata.
 //
 // Built and run by tests/interop/java/run.sh, which sets GATEWAY_ADDR, EMULATOR_URL and
@@ -27,6 +28,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -104,6 +106,26 @@ public final class AtlasInterop {
         throw e;
       }
     }
+  }
+  // docs:end
+
+  // docs:begin java-lease
+  /** Creates an org API key that expires ttl after its creation (a lease). */
+  static ApiKey createLeasedKey(Channel channel, String orgId, Duration ttl) {
+    return AtlasGatewayGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+        .createApiKey(CreateApiKeyRequest.newBuilder()
+            .setOrgId(orgId).setDesc("nightly export").addRoles(OrgRole.ORG_MEMBER)
+            .setTtl(com.google.protobuf.Duration.newBuilder().setSeconds(ttl.toSeconds()))
+            .build()).getApiKey();
+  }
+
+  /** When a key's lease ends; null for a key without a lease. */
+  static Instant expireTime(ApiKey key) {
+    if (!key.hasExpireTime()) {
+      return null;
+    }
+    com.google.protobuf.Timestamp t = key.getExpireTime();
+    return Instant.ofEpochSecond(t.getSeconds(), t.getNanos());
   }
   // docs:end
 
@@ -282,6 +304,71 @@ public final class AtlasInterop {
     });
   }
 
+  /** CreateApiKey with a ttl: expire_time is about now + ttl, and desc (in the answer and
+   *  in ListApiKeys) shows no lease marker. */
+  private static void leasedKey(Channel ch) {
+    check("CreateApiKey with a ttl: expire_time about now + ttl, desc without a lease marker", () -> {
+      Duration ttl = Duration.ofHours(1);
+      Instant before = Instant.now();
+      ApiKey key = createLeasedKey(ch, ORG, ttl);
+      Instant after = Instant.now();
+      Instant expires = expireTime(key);
+      boolean window = expires != null && !expires.isBefore(before.plus(ttl).minusSeconds(2))
+          && expires.isBefore(after.plus(ttl).plusSeconds(60));
+      List<String> problems = expect("expire_time set", key.hasExpireTime(), true,
+          "expire_time " + expires + " within [now+ttl-2s, now+ttl+60s)", window, true,
+          "desc", key.getDesc(), "nightly export");
+      ApiKey listed = listApiKeys(ch, ORG, 100).stream()
+          .filter(k -> k.getId().equals(key.getId())).findFirst().orElse(null);
+      problems.addAll(expect("listed", listed != null, true));
+      if (listed != null) {
+        problems.addAll(expect("listed expire_time", expireTime(listed), expires,
+            "listed desc", listed.getDesc(), "nightly export"));
+      }
+      return problems;
+    });
+  }
+
+  /** CreateServiceAccount, RotateServiceAccountSecret, ListServiceAccounts (masked secrets
+   *  only) and DeleteServiceAccount, as the Python suite checks them. */
+  private static void serviceAccounts(Channel ch) {
+    var created = new AtomicReference<ServiceAccount>(ServiceAccount.getDefaultInstance());
+    check("CreateServiceAccount: a client id and one secret, with its value", () -> {
+      ServiceAccount sa = stub(ch).createServiceAccount(CreateServiceAccountRequest.newBuilder()
+          .setOrgId(ORG).setName("java interop").setDescription("interop suite")
+          .addRoles(OrgRole.ORG_MEMBER).setSecretExpiresAfterHours(24).build()).getServiceAccount();
+      created.set(sa);
+      return expect("client_id " + sa.getClientId(), sa.getClientId().startsWith("mdb_sa_id_"), true,
+          "secrets", sa.getSecretsCount(), 1,
+          "secret value present", sa.getSecretsCount() > 0 && !sa.getSecrets(0).getSecret().isEmpty(), true);
+    });
+    String clientId = created.get().getClientId();
+    check("RotateServiceAccountSecret: a new secret, with its value", () -> {
+      ServiceAccountSecret secret = stub(ch).rotateServiceAccountSecret(
+          RotateServiceAccountSecretRequest.newBuilder().setOrgId(ORG).setClientId(clientId)
+              .setSecretExpiresAfterHours(24).build()).getSecret();
+      String firstId = created.get().getSecretsCount() > 0 ? created.get().getSecrets(0).getId() : "";
+      return expect("secret value present", !secret.getSecret().isEmpty(), true,
+          "new id", !secret.getId().isEmpty() && !secret.getId().equals(firstId), true);
+    });
+    check("ListServiceAccounts: the account listed, no secret values (masked only)", () -> {
+      var listed = stub(ch).listServiceAccounts(
+          ListServiceAccountsRequest.newBuilder().setOrgId(ORG).setPageSize(500).build());
+      var secrets = listed.getServiceAccountsList().stream()
+          .flatMap(a -> a.getSecretsList().stream()).toList();
+      return expect("listed", listed.getServiceAccountsList().stream()
+              .anyMatch(a -> a.getClientId().equals(clientId)), true,
+          "secret values", secrets.stream().filter(s -> !s.getSecret().isEmpty()).count(), 0,
+          "masked", secrets.stream().allMatch(s -> !s.getMaskedSecretValue().isEmpty()), true);
+    });
+    check("DeleteServiceAccount, then NotFound", () -> {
+      var delete = DeleteServiceAccountRequest.newBuilder().setOrgId(ORG).setClientId(clientId).build();
+      DeleteServiceAccountResponse resp = stub(ch).deleteServiceAccount(delete);
+      Details again = failure(() -> stub(ch).deleteServiceAccount(delete));
+      return expect("empty", resp.getSerializedSize(), 0, "again", again.code(), Status.Code.NOT_FOUND);
+    });
+  }
+
   public static void main(String[] args) throws Exception {
     ManagedChannel channel = ManagedChannelBuilder
         .forTarget(env("GATEWAY_ADDR", "127.0.0.1:50051")).usePlaintext().build();
@@ -326,6 +413,8 @@ public final class AtlasInterop {
     });
     // Before the 429 below: it starts a cool-down of CreateApiKey for this org.
     lifecycle(channel);
+    leasedKey(channel);
+    serviceAccounts(channel);
     check("rate limited: ResourceExhausted with RetryInfo", () -> {
       injectFault("{\"route\":\"create_api_key\",\"times\":1,\"action\":{\"kind\":\"error\","
           + "\"status\":429,\"error_code\":\"RATE_LIMITED\",\"retry_after\":\"60\"}}");
