@@ -1,7 +1,8 @@
 //! Fleet mode against a real `redis-server` on loopback: replicas of one service account
 //! share one token, the token endpoint's back-off, `request_id` records and Atlas 429
-//! cool-downs; nothing readable lands in Redis; and a store outage fails no call but
-//! those carrying a `request_id`, which fail closed.
+//! cool-downs and rotation turns; nothing readable lands in Redis; and a store outage
+//! fails no call but those carrying a `request_id` and secret rotations, which fail
+//! closed.
 mod common;
 #[path = "fleet/store_guards.rs"]
 mod store_guards;
@@ -390,5 +391,80 @@ impl TapDesc for atlas_grpc_gateway::pb::CreateApiKeyRequest {
     fn tap_desc(mut self, desc: &str) -> Self {
         self.desc = desc.into();
         self
+    }
+}
+
+fn rotate_req(client_id: &str) -> atlas_grpc_gateway::pb::RotateServiceAccountSecretRequest {
+    atlas_grpc_gateway::pb::RotateServiceAccountSecretRequest {
+        org_id: DEMO_ORG_ID.into(),
+        client_id: client_id.into(),
+        secret_expires_after_hours: 24,
+        request_id: String::new(),
+    }
+}
+
+async fn service_account(replica: &Replica) -> String {
+    let req = atlas_grpc_gateway::pb::CreateServiceAccountRequest {
+        org_id: DEMO_ORG_ID.into(),
+        name: "ci bot".into(),
+        description: "mints tokens".into(),
+        roles: vec![atlas_grpc_gateway::pb::OrgRole::OrgMember as i32],
+        secret_expires_after_hours: 24,
+        ..Default::default()
+    };
+    let resp = replica.client().create_service_account(req).await.unwrap();
+    resp.into_inner().service_account.unwrap().client_id
+}
+
+/// Rotations of one account split across two replicas take turns through the store's
+/// lock: Atlas (whose `createOrgSecret` takes a while and refuses a second one under
+/// way) never sees two at once, and ends with two secrets.
+#[tokio::test]
+async fn rotations_of_one_account_on_two_replicas_take_turns() {
+    let (emu, redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 2).await;
+    let client_id = service_account(&fleet[0]).await;
+    let rotations = (0..6).map(|i| {
+        let (mut c, req) = (fleet[i % 2].client(), rotate_req(&client_id));
+        async move { c.rotate_service_account_secret(req).await }
+    });
+    for answer in join_all(rotations).await {
+        answer.expect("each rotation finds room and no other one under way");
+    }
+    let c = emu.counters();
+    assert_eq!(
+        c.service_account_secret_conflicts, 0,
+        "never two secrets created at once"
+    );
+    assert_eq!(c.service_account_secrets_created, 7);
+    assert_eq!(emu.service_account_secret_ids(&client_id).len(), 2);
+    for r in fleet {
+        r.stop().await;
+    }
+}
+
+/// A rotation whose fleet lock cannot be taken fails closed: never a fall back to the
+/// in-process lock alone.
+#[tokio::test]
+async fn a_rotation_while_the_store_is_down_is_unavailable_and_not_sent() {
+    let (emu, mut redis) = (emulator().await, RedisServer::start().await);
+    let fleet = replicas(&emu, &redis, 1).await;
+    let client_id = service_account(&fleet[0]).await;
+    let created = emu.counters().service_account_secrets_created;
+    redis.kill();
+    let err = fleet[0]
+        .client()
+        .rotate_service_account_secret(rotate_req(&client_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "SHARED_STORE_UNAVAILABLE");
+    assert_eq!(
+        details(&err).retry_info().and_then(|r| r.retry_delay),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(emu.counters().service_account_secrets_created, created);
+    for r in fleet {
+        r.stop().await;
     }
 }

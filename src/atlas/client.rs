@@ -32,6 +32,7 @@ use crate::{
     otel::AtlasAttempt,
     store::{
         cooldown::Cooldowns,
+        rotation::RotationLocks,
         sweep::{LeaseOrgs, Orphans},
         ProfileStore, SharedStore,
     },
@@ -95,6 +96,8 @@ pub struct AtlasClient {
     lease_orgs: LeaseOrgs,
     /// The keys each profile left without their access list (the lease sweeper deletes them).
     orphans: Orphans,
+    /// One rotation per service account at a time in this gateway.
+    rotation_locks: RotationLocks,
 }
 
 /// One call's authentication state across its attempts.
@@ -181,6 +184,7 @@ impl AtlasClient {
             cooldowns,
             lease_orgs: LeaseOrgs::default(),
             orphans: Orphans::default(),
+            rotation_locks: RotationLocks::default(),
         }))
     }
 
@@ -197,6 +201,11 @@ impl AtlasClient {
     /// The orphaned keys each profile left for the lease sweeper to delete.
     pub fn orphans(&self) -> &Orphans {
         &self.orphans
+    }
+
+    /// This gateway's per-account rotation locks (the fleet's are in the store).
+    pub fn rotation_locks(&self) -> &RotationLocks {
+        &self.rotation_locks
     }
 
     /// Revokes the tokens this process minted (graceful stop without a shared store).

@@ -273,7 +273,7 @@ impl Failure {
             }
             Failure::SharedStoreUnavailable => {
                 d.set_retry_info(Some(Duration::from_secs(1)));
-                let msg = "the shared store cannot record this request_id right now, so it was not sent to Atlas; retry shortly".to_string();
+                let msg = "the shared store does not answer, so the gateway cannot keep this call's fleet-wide guarantee (its request_id record or rotation lock) and did not send it to Atlas; retry shortly".to_string();
                 (
                     Code::Unavailable,
                     msg,

@@ -1,6 +1,7 @@
 //! The optional shared store (fleet mode): gateways that point at one Redis (or
-//! Valkey) share tokens, the token endpoint's back-off, idempotency records and Atlas
-//! 429 cool-downs. Without it, all of that stays in process (the embedded default).
+//! Valkey) share tokens, the token endpoint's back-off, idempotency records, Atlas
+//! 429 cool-downs and secret-rotation turns ([`rotation`]). Without it, all of that
+//! stays in process (the embedded default).
 //!
 //! This file owns the connection and its health: every operation is bounded by a short
 //! timeout; a failure counts in `atlas_gateway_shared_store_errors_total`, logs one
@@ -12,6 +13,7 @@
 //! URLs that would void the store's guarantees.
 pub mod cooldown;
 mod ping;
+pub mod rotation;
 pub mod seal;
 pub mod sweep;
 pub mod token;

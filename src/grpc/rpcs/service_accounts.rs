@@ -1,16 +1,12 @@
 //! The service-account RPCs, one [`Rpc`] each: `CreateServiceAccount` (with its access
 //! list as one unit, as `CreateApiKey`), `DeleteServiceAccount`, `ListServiceAccounts`
 //! (AIP-158; never a secret value) and `RotateServiceAccountSecret` (make room, then
-//! create; one rotation per account at a time in this process). A secret value leaves
+//! create; one rotation per account at a time in this process and, with a shared store,
+//! in the fleet). A secret value leaves
 //! this module only in the answer that created it.
-use std::{
-    collections::HashMap,
-    sync::{Arc, LazyLock, Mutex, Weak},
-    time::SystemTime,
-};
+use std::{sync::Arc, time::SystemTime};
 
 use prost_types::Timestamp;
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::{atlas_page, fence, next_page, role_names};
 use crate::{
@@ -31,13 +27,12 @@ use crate::{
         RotateServiceAccountSecretRequest, RotateServiceAccountSecretResponse, ServiceAccount,
         ServiceAccountSecret,
     },
+    store::{rotation::RotationTurn, StoreDown},
     validate::{self, Violation},
 };
 
 /// Atlas holds at most this many secrets per service account.
 const MAX_SECRETS: usize = 2;
-/// Above this many remembered rotation locks, the unused ones are forgotten.
-const ROTATION_LOCKS: usize = 1024;
 
 /// `CreateServiceAccount`: POST .../serviceAccounts, then (with `access_list_ips`) POST
 /// .../serviceAccounts/{clientId}/accessList, as one unit.
@@ -203,7 +198,8 @@ impl Rpc for RotateServiceAccountSecret {
         req: &Self::Request,
     ) -> Result<Self::Response, Failure> {
         let (org, client_id) = (req.org_id.as_str(), req.client_id.as_str());
-        let _turn = one_rotation_at_a_time(org, client_id).await;
+        let _turn = atlas.rotation_locks().turn(org, client_id).await;
+        let _fleet_turn = fleet_turn(atlas, ctx, org, client_id).await?;
         let account = atlas.get_service_account(ctx, org, client_id).await?;
         for stale in stale_secrets(account.secrets, SystemTime::now()) {
             match atlas
@@ -242,25 +238,24 @@ fn order(t: &Timestamp) -> (i64, i32) {
     (t.seconds, t.nanos)
 }
 
-/// Waits until no other rotation of this account runs in this process; the guard
-/// holds the turn. Locks of accounts no rotation holds are forgotten past
-/// [`ROTATION_LOCKS`].
-async fn one_rotation_at_a_time(org_id: &str, client_id: &str) -> OwnedMutexGuard<()> {
-    static LOCKS: LazyLock<Mutex<HashMap<String, Weak<AsyncMutex<()>>>>> =
-        LazyLock::new(Mutex::default);
-    let lock = {
-        let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-        if locks.len() >= ROTATION_LOCKS {
-            locks.retain(|_, lock| lock.strong_count() > 0);
-        }
-        let entry = locks.entry(format!("{org_id}/{client_id}")).or_default();
-        entry.upgrade().unwrap_or_else(|| {
-            let lock = Arc::new(AsyncMutex::new(()));
-            *entry = Arc::downgrade(&lock);
-            lock
-        })
+/// With a shared store, waits for the fleet's turn to rotate this account (see
+/// [`crate::store::rotation`]): `DEADLINE_EXCEEDED` when the deadline passes first,
+/// `UNAVAILABLE` `SHARED_STORE_UNAVAILABLE` when the store does not answer (never a
+/// silent fall back to the in-process lock alone).
+async fn fleet_turn(
+    atlas: &AtlasClient,
+    ctx: &CallContext<'_>,
+    org_id: &str,
+    client_id: &str,
+) -> Result<Option<RotationTurn>, Failure> {
+    let Some(shared) = atlas.shared(ctx.profile) else {
+        return Ok(None);
     };
-    lock.lock_owned().await
+    match shared.rotation_turn(org_id, client_id, ctx.deadline).await {
+        Ok(Some(turn)) => Ok(Some(turn)),
+        Ok(None) => Err(Failure::Atlas(AtlasError::Timeout)),
+        Err(StoreDown) => Err(Failure::SharedStoreUnavailable),
+    }
 }
 
 /// Whether a secret's value may be shown: only in the answer that created it.
