@@ -15,10 +15,13 @@ use crate::{
 };
 
 /// Why a sweeper delete did not happen.
+#[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
     /// The audit `begin` record could not be written: Atlas was not called.
+    #[error("the audit begin record could not be written (AUDIT_UNAVAILABLE)")]
     Audit,
     /// Atlas refused or could not be reached.
+    #[error(transparent)]
     Atlas(AtlasError),
 }
 

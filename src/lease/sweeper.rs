@@ -150,7 +150,7 @@ impl Round<'_> {
     async fn sweep_org(&self, ctx: &CallContext<'_>) {
         let expired = match expired_keys(self.atlas, ctx).await {
             Ok(keys) => keys,
-            Err(e) => return failed(ctx, Operation::ListApiKeys, "", &DeleteError::Atlas(e)),
+            Err(e) => return failed(ctx, Operation::ListApiKeys, "", &e),
         };
         for key_id in expired {
             match delete_key(self.atlas, self.audit, CALLER, ctx, &key_id).await {
@@ -235,11 +235,7 @@ fn key_deleted(profile: &str, org_id: &str, api_key_id: &str, why: Deleted) {
 
 /// A list or a delete failed (or its audit `begin` could not be written): counted and
 /// logged; the next sweep tries again.
-fn failed(ctx: &CallContext<'_>, op: Operation, api_key_id: &str, e: &DeleteError) {
-    let e: &dyn std::fmt::Display = match e {
-        DeleteError::Atlas(e) => e,
-        DeleteError::Audit => &"the audit begin record could not be written (AUDIT_UNAVAILABLE)",
-    };
+fn failed(ctx: &CallContext<'_>, op: Operation, api_key_id: &str, e: &dyn std::fmt::Display) {
     m::lease_sweep_error(op.id());
     tracing::warn!(
         caller = CALLER,
